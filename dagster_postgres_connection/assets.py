@@ -1,0 +1,50 @@
+"""Snapshot -> AssetSpecs: the one path from what was read to what Dagster shows."""
+
+from collections.abc import Sequence
+
+from dagster import AssetSpec
+
+from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
+from dagster_postgres_connection.catalog.selection import select_relation
+from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.errors import PostgresConfigError
+from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
+
+
+def relation_props(
+    snapshot: PostgresCatalogSnapshot, settings: PostgresConnectionSettings
+) -> list[PostgresRelationProps]:
+    """Props of every relation the current configuration selects.
+
+    The selection is applied again here, not only when reading, so narrowing `filters` takes
+    effect at the next load without a re-sync.
+    """
+    databases = set(settings.databases) if settings.databases else None
+    return [
+        PostgresRelationProps(
+            connection_name=settings.name, host=settings.host, port=settings.port, relation=relation
+        )
+        for relation in snapshot.relations()
+        if (databases is None or relation.database in databases)
+        and select_relation(settings.filters, relation.database, relation.schema, relation.name, relation.kind)
+    ]
+
+
+def build_asset_specs(
+    snapshot: PostgresCatalogSnapshot,
+    settings: PostgresConnectionSettings,
+    translator: DagsterPostgresTranslator,
+) -> Sequence[AssetSpec]:
+    specs: list[AssetSpec] = []
+    relation_by_key: dict[object, str] = {}
+    for props in relation_props(snapshot, settings):
+        spec = translator.get_asset_spec(props)
+        if spec.key in relation_by_key:
+            raise PostgresConfigError(
+                f"The translator gives the same asset key {spec.key.to_user_string()!r} to "
+                f"`{relation_by_key[spec.key]}` and `{props.table_name}`: keys must be unique. "
+                f"Include the database and schema in `key` (the default does)."
+            )
+        relation_by_key[spec.key] = props.table_name
+        specs.append(spec)
+    return specs

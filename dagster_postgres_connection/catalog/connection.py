@@ -1,0 +1,140 @@
+"""Opening connections: read-only, time-bounded, and never leaking the password.
+
+Every session is `default_transaction_read_only`, has a connect timeout, a `statement_timeout`
+and a `lock_timeout`. URLs are built with `URL.create` (escapes special characters, masks the
+password in repr), and driver errors are turned into our own messages, which name the user,
+host and database but never a credential.
+"""
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+from sqlalchemy import URL, Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.errors import PostgresCatalogReadError, PostgresUnreachableError
+
+APPLICATION_NAME = "dagster-postgres-connection"
+
+
+def build_url(settings: PostgresConnectionSettings, database: str) -> URL:
+    query: dict[str, str] = {}
+    if settings.sslmode:
+        query["sslmode"] = settings.sslmode
+    if settings.sslrootcert:
+        query["sslrootcert"] = settings.sslrootcert
+    return URL.create(
+        "postgresql+psycopg2",  # SQLAlchemy 2.1 defaults to psycopg 3; we ship psycopg2
+        username=settings.username,
+        password=settings.password.get(),
+        host=settings.host,
+        port=settings.port,
+        database=database,
+        query=query,
+    )
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends: the proof that reads are batched."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, *_args: object) -> None:
+        self.count += 1
+
+
+def create_catalog_engine(
+    settings: PostgresConnectionSettings, database: str
+) -> tuple[Engine, StatementCounter]:
+    """An engine for one database, one connection at a time (no pool kept between reads)."""
+    options = " ".join(
+        (
+            "-c default_transaction_read_only=on",
+            f"-c statement_timeout={settings.statement_timeout_seconds * 1000}",
+            f"-c lock_timeout={settings.lock_timeout_seconds * 1000}",
+            "-c idle_in_transaction_session_timeout=600000",
+        )
+    )
+    engine = create_engine(
+        build_url(settings, database),
+        poolclass=NullPool,
+        connect_args={
+            "connect_timeout": settings.connect_timeout_seconds,
+            "application_name": APPLICATION_NAME,
+            "options": options,
+        },
+        hide_parameters=True,
+    )
+    counter = StatementCounter()
+    event.listen(engine, "before_cursor_execute", counter)
+    return engine, counter
+
+
+def describe_connection_error(
+    error: BaseException, settings: PostgresConnectionSettings, database: str
+) -> str:
+    """One clear line plus a hint, from a driver error: names user/host/database, never the password."""
+    raw = str(getattr(error, "orig", None) or error).strip()
+    server_message = " ".join(line.strip() for line in raw.splitlines() if line.strip())
+    where = f"`{settings.username}`@`{settings.location}`/`{database}`"
+    lowered = server_message.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        hint = (
+            f"Check that the environment variable `{settings.password.env_var}` holds the password "
+            f"of role `{settings.username}`."
+        )
+    elif "could not translate host name" in lowered or "name or service not known" in lowered:
+        hint = f"Check `host`: `{settings.host}` does not resolve."
+    elif "timeout expired" in lowered:
+        hint = (
+            f"The server did not answer within {settings.connect_timeout_seconds} s: check `host`, "
+            f"`port` and firewalls, or raise `connect_timeout_seconds`."
+        )
+    elif "connection refused" in lowered or "no such file or directory" in lowered:
+        hint = f"Nothing listens on `{settings.location}`: check `host` and `port`, and that Postgres is running."
+    elif "does not exist" in lowered and "database" in lowered:
+        hint = f"Database `{database}` does not exist: fix `databases` or the `databases` filter."
+    elif "permission denied for database" in lowered or "not permitted to log in" in lowered:
+        hint = f'Grant it: GRANT CONNECT ON DATABASE "{database}" TO "{settings.username}";'
+    elif "ssl" in lowered or "certificate" in lowered:
+        hint = "Check `sslmode` and `sslrootcert` against the server's certificate."
+    else:
+        hint = "See the server's message above."
+    return f"Could not connect to {where}: {_redact(server_message, settings)} {hint}"
+
+
+def _redact(message: str, settings: PostgresConnectionSettings) -> str:
+    # Belt and braces: libpq never echoes the password, but a DSN in a message would.
+    try:
+        secret = settings.password.get()
+    except Exception:
+        return message
+    return message.replace(secret, "***") if secret else message
+
+
+@contextlib.contextmanager
+def catalog_transaction(engine: Engine, settings: PostgresConnectionSettings, database: str) -> Iterator[Connection]:
+    """One read-only REPEATABLE READ transaction: the whole database is read from one snapshot."""
+    try:
+        conn = engine.connect()
+    except (OperationalError, DBAPIError) as error:
+        raise PostgresUnreachableError(describe_connection_error(error, settings, database)) from None
+    try:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            yield conn
+    except DBAPIError as error:
+        message = " ".join(str(error.orig).split()) if error.orig else type(error).__name__
+        if re.search(r"statement timeout|canceling statement", message):
+            message += (
+                f" (statement_timeout_seconds={settings.statement_timeout_seconds}; raise it for very large catalogs)"
+            )
+        raise PostgresCatalogReadError(
+            f"Reading the catalog of `{database}` on `{settings.location}` failed: {_redact(message, settings)}"
+        ) from None
+    finally:
+        conn.close()

@@ -1,0 +1,303 @@
+"""read_catalog(settings) -> PostgresCatalogSnapshot: the one way we read Postgres.
+
+Per database, in one read-only REPEATABLE READ transaction, a fixed number of statements
+whatever the number of relations: our `pg_catalog` queries for relations (kind, owner, comment,
+privileges, size, row estimate, view definition) and columns (types as `format_type` spells
+them), and SQLAlchemy's Inspector `get_multi_*` calls, one per selected schema, for primary
+keys, foreign keys and unique constraints. Databases are read concurrently, with at most
+`max_concurrent_connections` connections open.
+
+What the role cannot read is skipped and reported: a database without CONNECT, a schema
+without USAGE, a relation without SELECT.
+"""
+
+import hashlib
+import json
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dagster import get_dagster_logger
+from sqlalchemy import Connection, inspect
+from sqlalchemy.engine.reflection import Inspector
+from sqlalchemy.exc import SAWarning
+
+from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog.connection import (
+    catalog_transaction,
+    create_catalog_engine,
+)
+from dagster_postgres_connection.catalog.models import (
+    PostgresCatalogSnapshot,
+    PostgresColumn,
+    PostgresDatabase,
+    PostgresForeignKey,
+    PostgresRelation,
+    PostgresRelationKind,
+    PostgresSkippedObject,
+    PostgresUniqueConstraint,
+)
+from dagster_postgres_connection.catalog.selection import (
+    select_database,
+    select_relation,
+    select_schema,
+)
+from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.errors import PostgresConnectionError
+
+# The database we ask for the list of databases when none is configured.
+_BOOTSTRAP_DATABASES = ("postgres", "template1")
+
+RelationKey = tuple[str, str]  # (schema, name), the Inspector's shape
+
+ProgressCallback = Callable[[str, str], None]  # (database, event) for CLI progress
+
+
+def selection_fingerprint(settings: PostgresConnectionSettings) -> str:
+    """A stable hash of what decides the selection, stored in the snapshot."""
+    payload = {
+        "databases": list(settings.databases) if settings.databases else None,
+        "filters": settings.filters.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_catalog(
+    settings: PostgresConnectionSettings, *, on_progress: ProgressCallback | None = None
+) -> PostgresCatalogSnapshot:
+    """Reads every selected database and returns the snapshot.
+
+    Raises:
+        PostgresConnectionError: when nothing could be read at all (wrong password, unreachable
+            host, no database selected). A single database failing is reported as skipped.
+    """
+    log = get_dagster_logger()
+    started = time.perf_counter()
+    skipped: list[PostgresSkippedObject] = []
+    databases, statements = _resolve_databases(settings, skipped)
+    if not databases:
+        reasons = "; ".join(f"`{s.label}`: {s.reason}" for s in skipped) or "none matched"
+        raise PostgresConnectionError(
+            f"No database of `{settings.location}` is selected for connection `{settings.name}` "
+            f"({reasons}). Check `databases` and `filters.databases`."
+        )
+
+    def read_one(database: str) -> tuple[PostgresDatabase | None, list[PostgresSkippedObject], int]:
+        if on_progress:
+            on_progress(database, "start")
+        try:
+            result = _read_database(settings, database)
+        except PostgresConnectionError as error:
+            if on_progress:
+                on_progress(database, "failed")
+            return None, [PostgresSkippedObject(database=database, schema=None, name=None, reason=str(error))], 0
+        if on_progress:
+            on_progress(database, "done")
+        return result
+
+    workers = max(1, min(settings.max_concurrent_connections, len(databases)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpc-read") as pool:
+        results = list(pool.map(read_one, databases))
+
+    read: list[PostgresDatabase] = []
+    for database_result, database_skipped, database_statements in results:
+        if database_result is not None:
+            read.append(database_result)
+        skipped.extend(database_skipped)
+        statements += database_statements
+    for item in skipped:
+        log.warning(f"Skipping `{item.label}`: {item.reason}")
+    if not read:
+        raise PostgresConnectionError(
+            f"Could not read any database of connection `{settings.name}`: "
+            + "; ".join(f"`{s.label}`: {s.reason}" for s in skipped)
+        )
+    return PostgresCatalogSnapshot(
+        connection_name=settings.name,
+        host=settings.host,
+        port=settings.port,
+        captured_at=time.time(),
+        databases=read,
+        skipped=skipped,
+        selection_fingerprint=selection_fingerprint(settings),
+        statement_count=statements,
+        read_seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _resolve_databases(
+    settings: PostgresConnectionSettings, skipped: list[PostgresSkippedObject]
+) -> tuple[list[str], int]:
+    """The configured list, or every database the server lists, narrowed by the filters."""
+    if settings.databases:
+        candidates = [(name, True) for name in settings.databases]
+        statements = 0
+    else:
+        candidates, statements = _list_server_databases(settings)
+    selected = []
+    for name, can_connect in candidates:
+        if not select_database(settings.filters, name):
+            continue
+        if not can_connect:
+            skipped.append(
+                PostgresSkippedObject(
+                    database=name, schema=None, name=None,
+                    reason=f"role `{settings.username}` lacks CONNECT on database `{name}`",
+                )
+            )
+            continue
+        selected.append(name)
+    return selected, statements
+
+
+def _list_server_databases(settings: PostgresConnectionSettings) -> tuple[list[tuple[str, bool]], int]:
+    last_error: PostgresConnectionError | None = None
+    for bootstrap in _BOOTSTRAP_DATABASES:
+        engine, counter = create_catalog_engine(settings, bootstrap)
+        try:
+            with catalog_transaction(engine, settings, bootstrap) as conn:
+                rows = conn.execute(queries.LIST_DATABASES).all()
+            return [(row.name, bool(row.can_connect)) for row in rows], counter.count
+        except PostgresConnectionError as error:
+            last_error = error
+            if "password authentication failed" in str(error) or "does not exist" not in str(error):
+                raise
+        finally:
+            engine.dispose()
+    assert last_error is not None
+    raise last_error
+
+
+def _read_database(
+    settings: PostgresConnectionSettings, database: str
+) -> tuple[PostgresDatabase, list[PostgresSkippedObject], int]:
+    engine, counter = create_catalog_engine(settings, database)
+    try:
+        with catalog_transaction(engine, settings, database) as conn:
+            result = _read_database_in_transaction(conn, settings, database)
+        return (*result, counter.count)
+    finally:
+        engine.dispose()
+
+
+def _read_database_in_transaction(
+    conn: Connection, settings: PostgresConnectionSettings, database: str
+) -> tuple[PostgresDatabase, list[PostgresSkippedObject]]:
+    skipped: list[PostgresSkippedObject] = []
+    server_version = conn.execute(queries.SERVER_VERSION).scalar_one()
+
+    rows_by_key: dict[RelationKey, Any] = {}
+    schemas_without_usage: set[str] = set()
+    for row in conn.execute(queries.LIST_RELATIONS):
+        if not select_schema(settings.filters, row.schema):
+            continue
+        kind = PostgresRelationKind.from_relkind(row.relkind)
+        if not select_relation(settings.filters, database, row.schema, row.name, kind):
+            continue
+        if not row.has_usage:
+            schemas_without_usage.add(row.schema)
+            continue
+        if not row.has_select:
+            skipped.append(
+                PostgresSkippedObject(
+                    database=database, schema=row.schema, name=row.name,
+                    reason=f"role `{settings.username}` lacks SELECT on {kind.value.replace('_', ' ')} "
+                    f"`{row.schema}.{row.name}`",
+                )
+            )
+            continue
+        rows_by_key[(row.schema, row.name)] = row
+    for schema in sorted(schemas_without_usage):
+        skipped.append(
+            PostgresSkippedObject(
+                database=database, schema=schema, name=None,
+                reason=f"role `{settings.username}` lacks USAGE on schema `{schema}`",
+            )
+        )
+
+    schemas = sorted({schema for schema, _ in rows_by_key})
+    columns = _read_columns(conn, schemas)
+    constraints = _reflect_constraints(inspect(conn), schemas)
+
+    relations = [
+        _build_relation(database, row, columns.get(key, ()), constraints, key)
+        for key, row in rows_by_key.items()
+    ]
+    return PostgresDatabase(name=database, server_version=server_version, relations=relations), skipped
+
+
+def _read_columns(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, list[PostgresColumn]]:
+    columns: dict[RelationKey, list[PostgresColumn]] = defaultdict(list)
+    if not schemas:
+        return columns
+    for row in conn.execute(queries.LIST_COLUMNS, {"schemas": list(schemas)}):
+        columns[(row.schema, row.relation)].append(
+            PostgresColumn(
+                name=row.name, type=row.type, nullable=row.nullable, default=row.default, comment=row.comment
+            )
+        )
+    return columns
+
+
+class _Constraints:
+    """Primary, foreign and unique keys reflected by the Inspector, keyed by (schema, name)."""
+
+    def __init__(self) -> None:
+        self.primary_keys: dict[RelationKey, dict[str, Any]] = {}
+        self.foreign_keys: dict[RelationKey, list[dict[str, Any]]] = {}
+        self.unique_constraints: dict[RelationKey, list[dict[str, Any]]] = {}
+
+
+def _reflect_constraints(inspector: Inspector, schemas: Sequence[str]) -> _Constraints:
+    constraints = _Constraints()
+    with warnings.catch_warnings():
+        # The Inspector warns about types it does not model (xml, ...); we never use its types.
+        warnings.simplefilter("ignore", SAWarning)
+        for schema in schemas:
+            # Only tables carry constraints; one statement per call per schema.
+            constraints.primary_keys.update(inspector.get_multi_pk_constraint(schema=schema))
+            constraints.foreign_keys.update(
+                inspector.get_multi_foreign_keys(schema=schema, postgresql_ignore_search_path=True)
+            )
+            constraints.unique_constraints.update(inspector.get_multi_unique_constraints(schema=schema))
+    return constraints
+
+
+def _build_relation(
+    database: str, row: Any, columns: Sequence[PostgresColumn], constraints: _Constraints, key: RelationKey
+) -> PostgresRelation:
+    schema, name = key
+    # The Inspector keys by (None, name) for the default schema only when schema=None; we always pass it.
+    primary_key = constraints.primary_keys.get(key) or {}
+    return PostgresRelation(
+        database=database,
+        schema=schema,
+        name=name,
+        kind=PostgresRelationKind.from_relkind(row.relkind),
+        columns=list(columns),
+        owner=row.owner,
+        comment=row.comment,
+        row_estimate=row.row_estimate,
+        size_bytes=row.size_bytes,
+        size_is_estimate=row.size_bytes is not None,
+        primary_key_name=primary_key.get("name"),
+        primary_key=list(primary_key.get("constrained_columns") or ()),
+        foreign_keys=[
+            PostgresForeignKey(
+                name=fk.get("name") or "",
+                columns=list(fk["constrained_columns"]),
+                referred_schema=fk.get("referred_schema") or schema,
+                referred_table=fk["referred_table"],
+                referred_columns=list(fk["referred_columns"]),
+            )
+            for fk in constraints.foreign_keys.get(key, ())
+        ],
+        unique_constraints=[
+            PostgresUniqueConstraint(name=uc.get("name") or "", columns=list(uc["column_names"]))
+            for uc in constraints.unique_constraints.get(key, ())
+        ],
+        view_definition=row.view_definition,
+    )

@@ -1,0 +1,60 @@
+"""Writing and reading the snapshot file: atomic writes, clear errors on bad files.
+
+The framework removes the old state path before asking us to write, so a crash mid-write
+could leave a truncated file. We serialize fully first, write a temporary file beside the
+target, fsync it and `os.replace` it in: the state is either the old snapshot or the new one.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from dagster_shared.serdes import deserialize_value, serialize_value
+from dagster_shared.serdes.errors import DeserializationError
+
+from dagster_postgres_connection.catalog.models import (
+    SNAPSHOT_FORMAT_VERSION,
+    PostgresCatalogSnapshot,
+)
+from dagster_postgres_connection.errors import PostgresSnapshotError
+
+REFRESH_HINT = (
+    "Re-sync it with `dg utils refresh-defs-state` (or `dagster-postgres-connection sync "
+    "<path to defs.yaml>`)."
+)
+
+
+def write_snapshot(snapshot: PostgresCatalogSnapshot, path: Path) -> None:
+    payload = serialize_value(snapshot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_snapshot(path: Path) -> PostgresCatalogSnapshot:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PostgresSnapshotError(f"Cannot read the catalog snapshot `{path}`: {error}. {REFRESH_HINT}") from None
+    try:
+        snapshot = deserialize_value(text, PostgresCatalogSnapshot)
+    except (DeserializationError, ValueError, TypeError, KeyError) as error:
+        raise PostgresSnapshotError(
+            f"The catalog snapshot `{path}` is corrupt or was written by an incompatible version "
+            f"of dagster-postgres-connection ({type(error).__name__}). {REFRESH_HINT}"
+        ) from None
+    if snapshot.format_version > SNAPSHOT_FORMAT_VERSION:
+        raise PostgresSnapshotError(
+            f"The catalog snapshot `{path}` has format {snapshot.format_version}, newer than this "
+            f"version of dagster-postgres-connection understands ({SNAPSHOT_FORMAT_VERSION}): upgrade "
+            f"the package, or {REFRESH_HINT[0].lower()}{REFRESH_HINT[1:]}"
+        )
+    return snapshot

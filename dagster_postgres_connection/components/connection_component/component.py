@@ -1,0 +1,264 @@
+"""PostgresConnectionComponent: the YAML / `dg` surface over the catalog core.
+
+Thin on purpose: it turns attributes into `PostgresConnectionSettings`, reads the catalog into
+its state file on refresh, and builds Definitions from that state. Loading never needs the
+database once a snapshot exists (`refresh_if_dev` defaults to false); the very first load,
+with no snapshot yet, reads the catalog once.
+"""
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+import dagster as dg
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+)
+from dagster._utils.env import using_dagster_dev
+from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
+from dagster.components.resolved.errors import ResolutionException
+from dagster.components.utils.project_paths import get_local_state_path
+from dagster.components.utils.translation import (
+    ComponentTranslator,
+    TranslationFn,
+    TranslationFnResolver,
+    create_component_translator_cls,
+)
+from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
+from pydantic import Field, model_validator
+
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.config import (
+    PostgresConnectionSettings,
+    PostgresFilters,
+    PostgresPassword,
+    SslMode,
+    validate_connection_name,
+)
+from dagster_postgres_connection.definitions import build_connection_definitions, describe_age
+from dagster_postgres_connection.errors import PostgresConnectionError, PostgresSnapshotError
+from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
+
+_ENV_TEMPLATE = re.compile(
+    r"""^\s*\{\{\s*env(?:\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)|\(\s*['"](?P<call>[^'"]+)['"]\s*\))\s*\}\}\s*$"""
+)
+
+
+def _env_var_password(env_var: str, attribute: str) -> PostgresPassword:
+    password = PostgresPassword(env_var=env_var)
+    try:
+        password.get()
+    except PostgresConnectionError:
+        raise ResolutionException(
+            f"`{attribute}`: the environment variable `{env_var}` is not set. Set it (e.g. in the "
+            f"project's `.env`) to the password of the connecting role."
+        ) from None
+    return password
+
+
+def _resolve_password(context: dg.ResolutionContext, template: Any) -> PostgresPassword | None:
+    """`"{{ env.NAME }}"` -> the variable's name; the secret itself is read only when connecting."""
+    if template is None:
+        return None
+    match = _ENV_TEMPLATE.match(str(template))
+    if not match:
+        raise ResolutionException(
+            '`password` must name an environment variable, e.g. `password: "{{ env.POSTGRES_CONNECTION_PASSWORD }}"` '
+            "(or use `password_env_var: POSTGRES_CONNECTION_PASSWORD`): a password is never written into defs.yaml."
+        )
+    return _env_var_password(match.group("attr") or match.group("call"), "password")
+
+
+class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
+    """Every table, view, materialized view and foreign table of a Postgres server as assets.
+
+    The catalog is read into a snapshot (`dg utils refresh-defs-state`, or automatically on the
+    first load); the code location then loads from it without contacting Postgres.
+
+    Example:
+        .. code-block:: yaml
+
+            type: dagster_postgres_connection.PostgresConnectionComponent
+            attributes:
+              name: pagila_prod
+              host: db.internal
+              port: 5432
+              username: dagster_reader
+              password: "{{ env.POSTGRES_CONNECTION_PASSWORD }}"
+              databases: [pagila]
+              filters:
+                schemas: {include: ["public", "sales_.*"]}
+                tables: {exclude: ["tmp_.*"]}
+    """
+
+    name: str = Field(
+        description="Connection name: the asset group, the first part of every asset key, and the code location's name in the example projects. Letters, digits and underscores.",
+        examples=["pagila_prod"],
+    )
+    host: str = Field(description="Hostname or IP of the Postgres server (or a unix socket directory).", examples=["localhost"])
+    port: int = Field(default=5432, description="TCP port of the server.", examples=[5432])
+    username: str = Field(description="Role to connect as; meant to be read-only.", examples=["dagster_reader"])
+    password: Annotated[
+        PostgresPassword | None,
+        dg.Resolver(
+            _resolve_password,
+            model_field_type=str,
+            inject_before_resolve=False,
+            description='Password as an environment variable template: `"{{ env.POSTGRES_CONNECTION_PASSWORD }}"`. Exactly one of `password` and `password_env_var`.',
+            examples=["{{ env.POSTGRES_CONNECTION_PASSWORD }}"],
+        ),
+    ] = Field(default=None, repr=False)
+    password_env_var: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the password (the Dagster+ form's field). Exactly one of `password` and `password_env_var`.",
+        examples=["POSTGRES_CONNECTION_PASSWORD"],
+    )
+    databases: Sequence[str] | None = Field(
+        default=None,
+        description="Databases to read. Default: every database the role may connect to (templates excluded).",
+        examples=[["pagila"]],
+    )
+    filters: PostgresFilters = Field(
+        default_factory=PostgresFilters,
+        description="Include/exclude regular expressions (case-insensitive, whole-name) for `databases`, `schemas`, `tables` and `views`. Exclude wins.",
+    )
+    connect_timeout_seconds: int = Field(default=10, description="Give up connecting after this many seconds.")
+    statement_timeout_seconds: int = Field(default=120, description="`statement_timeout` of every catalog query.")
+    lock_timeout_seconds: int = Field(default=5, description="`lock_timeout` of every session: never wait long on other sessions' locks.")
+    sslmode: SslMode | None = Field(default=None, description="libpq `sslmode` (disable, allow, prefer, require, verify-ca, verify-full).")
+    sslrootcert: str | None = Field(default=None, description="Path of the CA certificate for `verify-ca` / `verify-full`.")
+    max_concurrent_connections: int = Field(default=4, description="At most this many databases are read at once.")
+    translation: Annotated[
+        TranslationFn[PostgresRelationProps] | None,
+        TranslationFnResolver[PostgresRelationProps](template_vars_for_translation_fn=lambda props: {"props": props}),
+    ] = Field(
+        default=None,
+        description="Change key, group, tags, owners, kinds or description per relation; templates see `props` (connection_name, database, schema, name, kind, table_name, relation) and `spec`.",
+    )
+    defs_state: ResolvedDefsStateConfig = Field(
+        default_factory=lambda: DefsStateConfigArgs(
+            management_type=DefsStateManagementType.LOCAL_FILESYSTEM, refresh_if_dev=False
+        ),
+        description="Where the catalog snapshot is kept. `refresh_if_dev` defaults to false so `dg dev`/`dg check` load without the database.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_password(self) -> "PostgresConnectionComponent":
+        validate_connection_name(self.name)
+        if (self.password is None) == (self.password_env_var is None):
+            raise ValueError(
+                "Give exactly one of `password` (\"{{ env.NAME }}\") and `password_env_var` (NAME) "
+                f"for connection `{self.name}`."
+            )
+        if self.password_env_var is not None and self.password is None:
+            # Checked at load, like `password`, so a missing variable is reported with its name.
+            _env_var_password(self.password_env_var, "password_env_var")
+        return self
+
+    @cached_property
+    def settings(self) -> PostgresConnectionSettings:
+        return PostgresConnectionSettings(
+            name=self.name,
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password or PostgresPassword(env_var=str(self.password_env_var)),
+            databases=self.databases,
+            filters=self.filters,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            statement_timeout_seconds=self.statement_timeout_seconds,
+            lock_timeout_seconds=self.lock_timeout_seconds,
+            sslmode=self.sslmode,
+            sslrootcert=self.sslrootcert,
+            max_concurrent_connections=self.max_concurrent_connections,
+        )
+
+    @cached_property
+    def translator(self) -> DagsterPostgresTranslator:
+        return PostgresComponentTranslator(self)
+
+    @cached_property
+    def _base_translator(self) -> DagsterPostgresTranslator:
+        return DagsterPostgresTranslator()
+
+    def get_asset_spec(self, props: PostgresRelationProps) -> dg.AssetSpec:
+        """Override to customise every relation's spec.
+
+        Example:
+            .. code-block:: python
+
+                class MyConnection(PostgresConnectionComponent):
+                    def get_asset_spec(self, props):
+                        spec = super().get_asset_spec(props)
+                        return spec.replace_attributes(owners=["team:data"])
+        """
+        return self._base_translator.get_asset_spec(props)
+
+    @property
+    def defs_state_config(self) -> DefsStateConfig:
+        return DefsStateConfig.from_args(self.defs_state, default_key=f"{self.__class__.__name__}[{self.name}]")
+
+    def write_state_to_path(self, state_path: Path) -> None:
+        # Read fully before touching the file: a failed read leaves the previous snapshot in place.
+        write_snapshot(read_catalog(self.settings), state_path)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        config = self.defs_state_config
+        load_context = DefinitionsLoadContext.get()
+        if (
+            load_context.load_type != DefinitionsLoadType.INITIALIZATION
+            or config.management_type != DefsStateManagementType.LOCAL_FILESYSTEM
+        ):
+            return super().build_defs(context)
+        state_path = get_local_state_path(config.key, context.project_root)
+        if not state_path.exists() or (using_dagster_dev() and config.refresh_if_dev):
+            self._refresh_or_keep_snapshot(context.project_root, state_path)
+        with load_context.state_path(config, None, context.project_root) as path:
+            return self.build_defs_from_state(context, path)
+
+    def _refresh_or_keep_snapshot(self, project_root: Path, state_path: Path) -> None:
+        """Reads the catalog; when Postgres is unreachable, keeps the last snapshot and says how old it is."""
+        try:
+            version = asyncio.run(self.refresh_state(project_root))
+            DefinitionsLoadContext.get().add_defs_state_info(self.defs_state_config.key, version)
+        except PostgresConnectionError as error:
+            if not state_path.exists():
+                raise PostgresSnapshotError(
+                    f"Connection `{self.name}` has no catalog snapshot yet, and reading the catalog "
+                    f"failed: {error} Fix that, then load again or run `dg utils refresh-defs-state`."
+                ) from None
+            age = describe_age(time.time() - state_path.stat().st_mtime)
+            dg.get_dagster_logger().warning(
+                f"Could not refresh the catalog of connection `{self.name}` ({error}); loading the "
+                f"last snapshot, taken {age} ago."
+            )
+
+    def build_defs_from_state(self, context: dg.ComponentLoadContext, state_path: Path | None) -> dg.Definitions:
+        if state_path is None:
+            raise PostgresSnapshotError(
+                f"Connection `{self.name}` has no catalog snapshot in its state storage yet: run "
+                f"`dg utils refresh-defs-state` (or `dagster-postgres-connection sync`) first."
+            )
+        return build_connection_definitions(self.settings, load_snapshot(state_path), self.translator)
+
+
+class PostgresComponentTranslator(
+    create_component_translator_cls(PostgresConnectionComponent, DagsterPostgresTranslator),
+    ComponentTranslator[PostgresConnectionComponent],
+):
+    """Applies a subclass's `get_asset_spec` override, then the YAML `translation` block."""
+
+    def __init__(self, component: PostgresConnectionComponent) -> None:
+        self._component = component
+
+    def get_asset_spec(self, props: PostgresRelationProps) -> dg.AssetSpec:
+        spec = super().get_asset_spec(props)
+        if self.component.translation is not None:
+            spec = self.component.translation(spec, props)
+        return spec

@@ -1,0 +1,184 @@
+"""Connection settings and filters: plain pydantic models, validated once, at load.
+
+The component (YAML) and the Python factory both end up here, so validation and messages are
+written once. The password is never held here: only the name of the environment variable it
+is read from, when connecting.
+"""
+
+import os
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dagster_postgres_connection.errors import PostgresConfigError
+
+# Dagster group names (and so connection names) accept exactly these characters.
+CONNECTION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+def suggest_connection_name(name: str) -> str:
+    """`pagila-prod.eu` -> `pagila_prod_eu`: the mapping we suggest for unusable characters."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name.strip()) or "postgres"
+
+
+def validate_connection_name(name: str) -> str:
+    if not name or not name.strip():
+        raise ValueError("`name` is empty: give the connection a name, e.g. `name: pagila_prod`.")
+    if not CONNECTION_NAME_PATTERN.match(name):
+        raise ValueError(
+            f"`name` {name!r} contains characters Dagster cannot use in a group name or code "
+            f"location: use only letters, digits and underscores, e.g. "
+            f"`name: {suggest_connection_name(name)}`."
+        )
+    return name
+
+
+class NameFilter(BaseModel):
+    """Include/exclude lists of Python regular expressions for one level of the catalog.
+
+    Patterns are case-insensitive and must match the whole name (fullmatch). An empty
+    `include` means "everything"; `exclude` wins over `include`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    include: Sequence[str] = Field(
+        default=(),
+        description="Regular expressions; a name is selected when one of them matches it whole. Empty: all.",
+        examples=[["public", "sales_.*"]],
+    )
+    exclude: Sequence[str] = Field(
+        default=(),
+        description="Regular expressions; a name matching one of them is never selected, even if included.",
+        examples=[["tmp_.*"]],
+    )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _compile_each(cls, patterns: Sequence[str]) -> Sequence[str]:
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except re.error as error:
+                raise ValueError(
+                    f"pattern #{index + 1} {pattern!r} is not a valid Python regular expression "
+                    f"({error}). Fix or escape it, e.g. `tmp_.*` or `sales\\.2024`."
+                ) from None
+        return tuple(patterns)
+
+    @cached_property
+    def include_regexes(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(p, re.IGNORECASE) for p in self.include)
+
+    @cached_property
+    def exclude_regexes(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(p, re.IGNORECASE) for p in self.exclude)
+
+
+class PostgresFilters(BaseModel):
+    """Which databases, schemas, tables and views to bring in.
+
+    `tables` applies to tables, partitioned tables and foreign tables; `views` to views and
+    materialized views. Table and view patterns may also match `schema.name` or
+    `database.schema.name`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    databases: NameFilter = Field(default_factory=NameFilter, description="Filter on database names.")
+    schemas: NameFilter = Field(default_factory=NameFilter, description="Filter on schema names.")
+    tables: NameFilter = Field(
+        default_factory=NameFilter,
+        description="Filter on tables, partitioned tables and foreign tables (`name`, `schema.name` or `database.schema.name`).",
+    )
+    views: NameFilter = Field(
+        default_factory=NameFilter,
+        description="Filter on views and materialized views (`name`, `schema.name` or `database.schema.name`).",
+    )
+
+
+class PostgresPassword(BaseModel):
+    """Where the password comes from: an environment variable, read only when connecting."""
+
+    model_config = ConfigDict(frozen=True)
+
+    env_var: str
+
+    def get(self) -> str:
+        value = os.environ.get(self.env_var)
+        if value is None:
+            raise PostgresConfigError(
+                f"The environment variable `{self.env_var}` holding the password is not set. "
+                f"Set it (e.g. in `.env` next to the project) before loading or syncing."
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return f"PostgresPassword(env_var={self.env_var!r})"
+
+    __str__ = __repr__
+
+
+class PostgresConnectionSettings(BaseModel):
+    """Everything needed to connect and select: the single source for component, factory and CLI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    host: str
+    port: int = 5432
+    username: str
+    password: PostgresPassword
+    databases: Sequence[str] | None = None
+    filters: PostgresFilters = Field(default_factory=PostgresFilters)
+    connect_timeout_seconds: int = 10
+    statement_timeout_seconds: int = 120
+    lock_timeout_seconds: int = 5
+    sslmode: SslMode | None = None
+    sslrootcert: str | None = None
+    max_concurrent_connections: int = 4
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return validate_connection_name(name)
+
+    @field_validator("host")
+    @classmethod
+    def _non_empty_host(cls, host: str) -> str:
+        if not host.strip():
+            raise ValueError("`host` is empty: give the server's hostname, IP or unix socket directory.")
+        return host
+
+    @field_validator("port")
+    @classmethod
+    def _valid_port(cls, port: int) -> int:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"`port` {port} is out of range: use 1-65535 (Postgres' default is 5432).")
+        return port
+
+    @field_validator("databases")
+    @classmethod
+    def _non_empty_databases(cls, databases: Sequence[str] | None) -> Sequence[str] | None:
+        if databases is not None:
+            if not databases:
+                raise ValueError("`databases` is an empty list: list databases or leave it out to sync all.")
+            return tuple(databases)
+        return None
+
+    @model_validator(mode="after")
+    def _positive_limits(self) -> "PostgresConnectionSettings":
+        for field in ("connect_timeout_seconds", "statement_timeout_seconds", "lock_timeout_seconds", "max_concurrent_connections"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"`{field}` must be at least 1.")
+        return self
+
+    @property
+    def location(self) -> str:
+        """`host:port`, for messages (never any credential)."""
+        return f"{self.host}:{self.port}"

@@ -1,0 +1,35 @@
+"""Errors raised by dagster-postgres-connection.
+
+Every message names the object in backticks, says what is wrong and what to do. None of them
+ever contains the password: connection errors are rebuilt from the server's message, never
+from a DSN.
+"""
+
+from dagster import Failure
+
+
+class PostgresConnectionError(Failure):
+    """Base class of every error this library raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(description=message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PostgresConfigError(PostgresConnectionError):
+    """The configuration is invalid: a bad regex, name, port, or a missing environment variable."""
+
+
+class PostgresUnreachableError(PostgresConnectionError):
+    """The server could not be reached or refused the login."""
+
+
+class PostgresCatalogReadError(PostgresConnectionError):
+    """Reading the catalog failed after connecting (timeout, lost connection, ...)."""
+
+
+class PostgresSnapshotError(PostgresConnectionError):
+    """No snapshot, or a snapshot that is corrupt or was written by an incompatible version."""

@@ -1,0 +1,109 @@
+"""build_postgres_connection_defs: the component's behaviour for projects without YAML."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dagster import Definitions, EnvVar
+from pydantic import ValidationError
+
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.config import (
+    PostgresConnectionSettings,
+    PostgresFilters,
+    PostgresPassword,
+)
+from dagster_postgres_connection.definitions import build_connection_definitions
+from dagster_postgres_connection.errors import PostgresConfigError
+from dagster_postgres_connection.translator import DagsterPostgresTranslator
+
+
+def build_postgres_connection_settings(
+    *,
+    name: str,
+    host: str,
+    username: str,
+    password: EnvVar,
+    port: int = 5432,
+    databases: Sequence[str] | None = None,
+    filters: PostgresFilters | Mapping[str, Any] | None = None,
+    **options: Any,
+) -> PostgresConnectionSettings:
+    """Validates Python arguments into settings, with the same messages as the YAML component."""
+    if not isinstance(password, EnvVar):
+        raise PostgresConfigError(
+            '`password` must be `dg.EnvVar("NAME")`: the password is read from the environment when '
+            "connecting and never held in code."
+        )
+    try:
+        return PostgresConnectionSettings(
+            name=name,
+            host=host,
+            port=port,
+            username=username,
+            password=PostgresPassword(env_var=password.env_var_name),
+            databases=databases,
+            filters=filters if isinstance(filters, PostgresFilters) else PostgresFilters.model_validate(filters or {}),
+            **options,
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"`{'.'.join(str(p) for p in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+        )
+        raise PostgresConfigError(f"Invalid configuration of connection `{name}`: {problems}") from None
+
+
+def build_postgres_connection_defs(
+    *,
+    name: str,
+    host: str,
+    username: str,
+    password: EnvVar,
+    port: int = 5432,
+    databases: Sequence[str] | None = None,
+    filters: PostgresFilters | Mapping[str, Any] | None = None,
+    translator: DagsterPostgresTranslator | None = None,
+    snapshot_path: str | Path | None = None,
+    **options: Any,
+) -> Definitions:
+    """Definitions with one asset per selected relation of a Postgres server.
+
+    Args:
+        name: Connection name (asset group and first key part).
+        password: `dg.EnvVar("NAME")`; the variable is read when connecting.
+        filters: A `PostgresFilters` or the same mapping as the YAML `filters:` block.
+        translator: A `DagsterPostgresTranslator` subclass instance to customise specs.
+        snapshot_path: Where to keep the catalog snapshot. When the file exists the catalog is
+            loaded from it without contacting Postgres (re-sync with `dagster-postgres-connection
+            sync`); when it is missing, or no path is given, the catalog is read at load.
+        options: Other settings: `connect_timeout_seconds`, `statement_timeout_seconds`,
+            `lock_timeout_seconds`, `sslmode`, `sslrootcert`, `max_concurrent_connections`.
+
+    Example:
+        .. code-block:: python
+
+            import dagster as dg
+            from dagster_postgres_connection import build_postgres_connection_defs
+
+            defs = build_postgres_connection_defs(
+                name="pagila_prod",
+                host="localhost",
+                username="dagster_reader",
+                password=dg.EnvVar("POSTGRES_CONNECTION_PASSWORD"),
+                databases=["pagila"],
+                snapshot_path="catalog_snapshot.json",
+            )
+    """
+    settings = build_postgres_connection_settings(
+        name=name, host=host, username=username, password=password, port=port,
+        databases=databases, filters=filters, **options,
+    )
+    path = Path(snapshot_path) if snapshot_path is not None else None
+    if path is not None and path.exists():
+        snapshot = load_snapshot(path)
+    else:
+        snapshot = read_catalog(settings)
+        if path is not None:
+            write_snapshot(snapshot, path)
+    return build_connection_definitions(settings, snapshot, translator or DagsterPostgresTranslator())
