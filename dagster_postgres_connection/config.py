@@ -38,6 +38,12 @@ def validate_connection_name(name: str) -> str:
     return name
 
 
+def validate_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError(f"`port` {port} is out of range: use 1-65535 (Postgres' default is 5432).")
+    return port
+
+
 class NameFilter(BaseModel):
     """Include/exclude lists of Python regular expressions for one level of the catalog.
 
@@ -158,9 +164,7 @@ class PostgresConnectionSettings(BaseModel):
     @field_validator("port")
     @classmethod
     def _valid_port(cls, port: int) -> int:
-        if not 1 <= port <= 65535:
-            raise ValueError(f"`port` {port} is out of range: use 1-65535 (Postgres' default is 5432).")
-        return port
+        return validate_port(port)
 
     @field_validator("databases")
     @classmethod

@@ -44,7 +44,7 @@ def build_postgres_connection_settings(
             username=username,
             password=PostgresPassword(env_var=password.env_var_name),
             databases=databases,
-            filters=filters if isinstance(filters, PostgresFilters) else PostgresFilters.model_validate(filters or {}),
+            filters=filters or PostgresFilters(),  # a mapping is validated in place, so errors say `filters.…`
             **options,
         )
     except ValidationError as error:

@@ -30,7 +30,7 @@ from dagster.components.utils.translation import (
     create_component_translator_cls,
 )
 from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -40,6 +40,7 @@ from dagster_postgres_connection.config import (
     PostgresPassword,
     SslMode,
     validate_connection_name,
+    validate_port,
 )
 from dagster_postgres_connection.definitions import build_connection_definitions, describe_age
 from dagster_postgres_connection.errors import PostgresConnectionError, PostgresSnapshotError
@@ -148,9 +149,18 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         description="Where the catalog snapshot is kept. `refresh_if_dev` defaults to false so `dg dev`/`dg check` load without the database.",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return validate_connection_name(name)
+
+    @field_validator("port")
+    @classmethod
+    def _valid_port(cls, port: int) -> int:
+        return validate_port(port)
+
     @model_validator(mode="after")
     def _exactly_one_password(self) -> "PostgresConnectionComponent":
-        validate_connection_name(self.name)
         if (self.password is None) == (self.password_env_var is None):
             raise ValueError(
                 "Give exactly one of `password` (\"{{ env.NAME }}\") and `password_env_var` (NAME) "
