@@ -20,7 +20,7 @@ def load_error_text(attributes: dict[str, Any]) -> str:
             component_cls=PostgresConnectionComponent,
             defs_yaml_contents={"type": "dagster_postgres_connection.PostgresConnectionComponent", "attributes": attributes},
         )
-        with pytest.raises(Exception) as raised:  # noqa: PT011 - the chain is inspected below
+        with pytest.raises(Exception) as raised:
             with sandbox.load_component_and_build_defs(defs_path=path):
                 pass
     messages, error = [], raised.value

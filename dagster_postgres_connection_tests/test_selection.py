@@ -3,7 +3,11 @@
 import pytest
 
 from dagster_postgres_connection.catalog.models import PostgresRelationKind as Kind
-from dagster_postgres_connection.catalog.selection import select_database, select_relation, select_schema
+from dagster_postgres_connection.catalog.selection import (
+    select_database,
+    select_relation,
+    select_schema,
+)
 from dagster_postgres_connection.config import PostgresFilters
 
 
