@@ -27,6 +27,15 @@ class PostgresUnreachableError(PostgresConnectionError):
     """The server could not be reached or refused the login."""
 
 
+class PostgresDatabaseUnavailableError(PostgresUnreachableError):
+    """One database cannot be opened (missing, dropped, no CONNECT); the others still can.
+
+    The reader skips such a database with a warning, while any other `PostgresUnreachableError`
+    (password, host, port, TLS) ends the whole sync at once: retrying it per database would
+    only repeat the same failure N times.
+    """
+
+
 class PostgresCatalogReadError(PostgresConnectionError):
     """Reading the catalog failed after connecting (timeout, lost connection, ...)."""
 

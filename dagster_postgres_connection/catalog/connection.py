@@ -15,9 +15,19 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from dagster_postgres_connection.config import PostgresConnectionSettings
-from dagster_postgres_connection.errors import PostgresCatalogReadError, PostgresUnreachableError
+from dagster_postgres_connection.errors import (
+    PostgresCatalogReadError,
+    PostgresDatabaseUnavailableError,
+    PostgresUnreachableError,
+)
 
 APPLICATION_NAME = "dagster-postgres-connection"
+
+# Server messages about one database: `database "x" does not exist`, `permission denied for
+# database "x"`, `database "x" is not currently accepting connections`.
+_DATABASE_LEVEL = re.compile(
+    r'database ".*" (does not exist|is not currently accepting connections)|permission denied for database'
+)
 
 
 def build_url(settings: PostgresConnectionSettings, database: str) -> URL:
@@ -81,30 +91,53 @@ def describe_connection_error(
     raw = str(getattr(error, "orig", None) or error).strip()
     server_message = " ".join(line.strip() for line in raw.splitlines() if line.strip())
     where = f"`{settings.username}`@`{settings.location}`/`{database}`"
-    lowered = server_message.lower()
+    hint = _connection_hint(server_message.lower(), settings, database)
+    return f"Could not connect to {where}: {_redact(server_message, settings)} {hint}"
+
+
+def _connection_hint(lowered: str, settings: PostgresConnectionSettings, database: str) -> str:
+    # Order matters: TLS messages also mention files that "do not exist".
     if "password authentication failed" in lowered or "no password supplied" in lowered:
-        hint = (
+        return (
             f"Check that the environment variable `{settings.password.env_var}` holds the password "
             f"of role `{settings.username}`."
         )
-    elif "could not translate host name" in lowered or "name or service not known" in lowered:
-        hint = f"Check `host`: `{settings.host}` does not resolve."
-    elif "timeout expired" in lowered:
-        hint = (
+    if "does not match host name" in lowered:
+        return (
+            f"The server's certificate is issued for another name than `host` (`{settings.host}`): "
+            "connect with the name in the certificate, or use `sslmode: verify-ca` to check only its issuer."
+        )
+    if "root certificate file" in lowered:
+        return "Set `sslrootcert` to the CA certificate that signed the server's certificate, or use `sslmode: require`."
+    if "certificate verify failed" in lowered:
+        return "The certificate in `sslrootcert` did not sign the server's certificate: point `sslrootcert` at the right CA."
+    if "server does not support ssl" in lowered:
+        return "The server does not offer TLS: use `sslmode: prefer` (or `disable`), or enable `ssl` on the server."
+    if "ssl" in lowered or "certificate" in lowered:
+        return "Check `sslmode` and `sslrootcert` against the server's certificate."
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"Check `host`: `{settings.host}` does not resolve."
+    if "timeout expired" in lowered:
+        return (
             f"The server did not answer within {settings.connect_timeout_seconds} s: check `host`, "
             f"`port` and firewalls, or raise `connect_timeout_seconds`."
         )
-    elif "connection refused" in lowered or "no such file or directory" in lowered:
-        hint = f"Nothing listens on `{settings.location}`: check `host` and `port`, and that Postgres is running."
-    elif "does not exist" in lowered and "database" in lowered:
-        hint = f"Database `{database}` does not exist: fix `databases` or the `databases` filter."
-    elif "permission denied for database" in lowered or "not permitted to log in" in lowered:
-        hint = f'Grant it: GRANT CONNECT ON DATABASE "{database}" TO "{settings.username}";'
-    elif "ssl" in lowered or "certificate" in lowered:
-        hint = "Check `sslmode` and `sslrootcert` against the server's certificate."
-    else:
-        hint = "See the server's message above."
-    return f"Could not connect to {where}: {_redact(server_message, settings)} {hint}"
+    if "connection refused" in lowered or "no such file or directory" in lowered:
+        return f"Nothing listens on `{settings.location}`: check `host` and `port`, and that Postgres is running."
+    if _is_database_level(lowered):
+        if "does not exist" in lowered:
+            return f"Database `{database}` does not exist (or was just dropped): fix `databases` or the `databases` filter."
+        if "permission denied" in lowered:
+            return f'Grant it: GRANT CONNECT ON DATABASE "{database}" TO "{settings.username}";'
+        return "The database does not accept connections right now; it is skipped."
+    if "not permitted to log in" in lowered:
+        return f'Role `{settings.username}` cannot log in: ALTER ROLE "{settings.username}" LOGIN;'
+    return "See the server's message above."
+
+
+def _is_database_level(lowered: str) -> bool:
+    """Failures that concern one database only (the others can still be read)."""
+    return bool(_DATABASE_LEVEL.search(lowered))
 
 
 def _redact(message: str, settings: PostgresConnectionSettings) -> str:
@@ -122,14 +155,22 @@ def catalog_transaction(engine: Engine, settings: PostgresConnectionSettings, da
     try:
         conn = engine.connect()
     except (OperationalError, DBAPIError) as error:
-        raise PostgresUnreachableError(describe_connection_error(error, settings, database)) from None
+        message = describe_connection_error(error, settings, database)
+        if _is_database_level(str(getattr(error, "orig", None) or error).lower()):
+            raise PostgresDatabaseUnavailableError(message) from None
+        raise PostgresUnreachableError(message) from None
     try:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
             yield conn
     except DBAPIError as error:
         message = " ".join(str(error.orig).split()) if error.orig else type(error).__name__
-        if re.search(r"statement timeout|canceling statement", message):
+        if "lock timeout" in message:
+            message += (
+                f" (lock_timeout_seconds={settings.lock_timeout_seconds}: another session holds a lock "
+                "the catalog read needs; sync again later, or raise `lock_timeout_seconds`)"
+            )
+        elif re.search(r"statement timeout|canceling statement", message):
             message += (
                 f" (statement_timeout_seconds={settings.statement_timeout_seconds}; raise it for very large catalogs)"
             )

@@ -13,6 +13,7 @@ without USAGE, a relation without SELECT.
 
 import hashlib
 import json
+import threading
 import time
 import warnings
 from collections import defaultdict
@@ -46,7 +47,11 @@ from dagster_postgres_connection.catalog.selection import (
     select_schema,
 )
 from dagster_postgres_connection.config import PostgresConnectionSettings
-from dagster_postgres_connection.errors import PostgresConnectionError
+from dagster_postgres_connection.errors import (
+    PostgresCatalogReadError,
+    PostgresConnectionError,
+    PostgresDatabaseUnavailableError,
+)
 
 # The database we ask for the list of databases when none is configured.
 _BOOTSTRAP_DATABASES = ("postgres", "template1")
@@ -85,15 +90,26 @@ def read_catalog(
             f"({reasons}). Check `databases` and `filters.databases`."
         )
 
+    # A server-level failure (password, host, port, TLS) ends the sync once, with one message,
+    # instead of being repeated for every database still queued.
+    server_failed = threading.Event()
+
     def read_one(database: str) -> tuple[PostgresDatabase | None, list[PostgresSkippedObject], int]:
+        if server_failed.is_set():
+            return None, [], 0
         if on_progress:
             on_progress(database, "start")
         try:
             result = _read_database(settings, database)
-        except PostgresConnectionError as error:
+        except (PostgresDatabaseUnavailableError, PostgresCatalogReadError) as error:
             if on_progress:
                 on_progress(database, "failed")
             return None, [PostgresSkippedObject(database=database, schema=None, name=None, reason=str(error))], 0
+        except BaseException:
+            server_failed.set()
+            if on_progress:
+                on_progress(database, "failed")
+            raise
         if on_progress:
             on_progress(database, "done")
         return result
@@ -163,7 +179,7 @@ def _list_server_databases(settings: PostgresConnectionSettings) -> tuple[list[t
             return [(row.name, bool(row.can_connect)) for row in rows], counter.count
         except PostgresConnectionError as error:
             last_error = error
-            if "password authentication failed" in str(error) or "does not exist" not in str(error):
+            if not isinstance(error, PostgresDatabaseUnavailableError):
                 raise
         finally:
             engine.dispose()
