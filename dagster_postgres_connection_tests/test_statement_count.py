@@ -1,0 +1,83 @@
+"""Catalog reads are batched: the statement count does not grow with the number of relations."""
+
+import secrets
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.factory import build_postgres_connection_settings
+from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection_tests.conftest import READER_PASSWORD, READER_ROLE
+
+
+def add_relations(server: EmbeddedPostgres, database: str, start: int, stop: int) -> None:
+    """Tables with keys, FKs, comments, plus a view and a materialized view every tenth table."""
+    ddl = []
+    for i in range(start, stop):
+        schema = f"s{i % 3}"
+        ddl.append(
+            f"CREATE TABLE {schema}.t{i} (id bigint PRIMARY KEY, code text UNIQUE, "
+            f"parent_id bigint REFERENCES s0.t0(id), amount numeric(12,2), created timestamptz);"
+            f"COMMENT ON TABLE {schema}.t{i} IS 'table {i}';"
+        )
+        if i % 10 == 0:
+            ddl.append(f"CREATE VIEW {schema}.v{i} AS SELECT id, code FROM {schema}.t{i};")
+            ddl.append(f"CREATE MATERIALIZED VIEW {schema}.m{i} AS SELECT count(*) AS n FROM {schema}.t{i};")
+    server.execute("".join(ddl), database)
+    server.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA s0, s1, s2 TO {READER_ROLE}", database)
+
+
+@pytest.fixture(name="all_engine_statements")
+def all_engine_statements_fixture() -> Iterator[list[str]]:
+    """Every statement any SQLAlchemy engine sends, counted independently of the reader's own counter."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_statement_count_is_the_same_for_10_and_300_tables(
+    pagila_server: EmbeddedPostgres, all_engine_statements: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = f"scale_{secrets.token_hex(3)}"
+    pagila_server.create_database(database)
+    try:
+        pagila_server.execute(
+            f"CREATE SCHEMA s0; CREATE SCHEMA s1; CREATE SCHEMA s2;"
+            f"GRANT CONNECT ON DATABASE {database} TO {READER_ROLE};"
+            f"GRANT USAGE ON SCHEMA s0, s1, s2 TO {READER_ROLE};"
+            f"CREATE TABLE s0.t0 (id bigint PRIMARY KEY);",
+            database,
+        )
+        monkeypatch.setenv("DPC_COUNT_PW", READER_PASSWORD)
+        settings = build_postgres_connection_settings(
+            name="scale", host=pagila_server.host, port=pagila_server.port, username=READER_ROLE,
+            password=dg.EnvVar("DPC_COUNT_PW"), databases=[database],
+        )
+
+        add_relations(pagila_server, database, 1, 10)
+        small = read_catalog(settings)
+        small_statements = len(all_engine_statements)
+        all_engine_statements.clear()
+
+        add_relations(pagila_server, database, 10, 300)
+        large = read_catalog(settings)
+        large_statements = len(all_engine_statements)
+
+        assert len(small.relations()) == 10  # t0..t9
+        assert len(large.relations()) == 300 + 2 * 29  # t0..t299, plus a view and a matview per tenth table
+        assert large_statements == small_statements
+        assert large.statement_count == small.statement_count == small_statements
+        assert small_statements <= 20
+        columns = sum(len(r.columns) for r in large.relations())
+        assert columns > 1500
+    finally:
+        pagila_server.drop_database(database)
