@@ -37,15 +37,18 @@ def build_postgres_connection_settings(
             "connecting and never held in code."
         )
     try:
-        return PostgresConnectionSettings(
-            name=name,
-            host=host,
-            port=port,
-            username=username,
-            password=PostgresPassword(env_var=password.env_var_name),
-            databases=databases,
-            filters=filters or PostgresFilters(),  # a mapping is validated in place, so errors say `filters.…`
-            **options,
+        return PostgresConnectionSettings.model_validate(
+            {
+                "name": name,
+                "host": host,
+                "port": port,
+                "username": username,
+                "password": PostgresPassword(env_var=password.env_var_name),
+                "databases": databases,
+                # A mapping is validated in place, so its errors say `filters.…`.
+                "filters": filters or PostgresFilters(),
+                **options,
+            }
         )
     except ValidationError as error:
         problems = "; ".join(
