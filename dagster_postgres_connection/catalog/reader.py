@@ -262,9 +262,10 @@ class _Constraints:
     """Primary, foreign and unique keys reflected by the Inspector, keyed by (schema, name)."""
 
     def __init__(self) -> None:
-        self.primary_keys: dict[RelationKey, dict[str, Any]] = {}
-        self.foreign_keys: dict[RelationKey, list[dict[str, Any]]] = {}
-        self.unique_constraints: dict[RelationKey, list[dict[str, Any]]] = {}
+        # The Inspector's keys are (schema | None, name); we always pass the schema, so never None.
+        self.primary_keys: dict[tuple[str | None, str], Any] = {}
+        self.foreign_keys: dict[tuple[str | None, str], Any] = {}
+        self.unique_constraints: dict[tuple[str | None, str], Any] = {}
 
 
 def _reflect_constraints(inspector: Inspector, schemas: Sequence[str]) -> _Constraints:
