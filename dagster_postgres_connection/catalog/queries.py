@@ -3,8 +3,9 @@
 They complement SQLAlchemy's Inspector where it has no batched call or would do wasted work:
 relation kind/owner/privileges/size come from `pg_class`, and column types are spelled by
 `format_type`, exactly as `psql \\d` shows them. Each runs once per database, whatever the
-number of relations. Nothing here opens a relation (no `pg_relation_size`), so nothing waits
-on another session's locks.
+number of relations. Nothing here opens a relation (no `pg_relation_size`), and the deparse
+functions, which do, are skipped for relations another session locks (`locked` below), so
+nothing waits on another session's locks.
 """
 
 from sqlalchemy import text
@@ -14,6 +15,20 @@ _NOT_SYSTEM_SCHEMA = """
     n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%'
     AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+"""
+
+# Relations another session holds or awaits an ACCESS EXCLUSIVE lock on (ALTER TABLE, VACUUM
+# FULL, REFRESH MATERIALIZED VIEW, ...). Reading pg_locks never waits, but the deparse functions
+# (pg_get_viewdef, pg_get_expr, pg_get_partkeydef) take ACCESS SHARE locks on the relations they
+# describe, a view's definition on every relation it reads: for locked ones we skip them (the
+# reader warns) instead of waiting for `lock_timeout`.
+_LOCKED_RELATIONS_CTE = """
+    locked AS MATERIALIZED (
+        SELECT DISTINCT l.relation AS oid
+        FROM pg_locks l
+        WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    )
 """
 
 LIST_DATABASES = text(
@@ -33,6 +48,7 @@ SERVER_VERSION = text("SELECT current_setting('server_version') AS version")
 # partitioned parents, which have no storage of their own.
 LIST_RELATIONS = text(
     f"""
+    WITH {_LOCKED_RELATIONS_CTE}
     SELECT
         n.nspname AS schema,
         c.relname AS name,
@@ -49,9 +65,18 @@ LIST_RELATIONS = text(
         END AS size_bytes,
         has_schema_privilege(n.oid, 'USAGE') AS has_usage,
         has_table_privilege(c.oid, 'SELECT') AS has_select,
-        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS view_definition
+        lk.is_locked AS locked_by_other_session,
+        CASE WHEN c.relkind IN ('v', 'm') AND NOT lk.is_locked THEN pg_get_viewdef(c.oid) END AS view_definition
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (
+        SELECT c.oid IN (SELECT oid FROM locked) OR (c.relkind IN ('v', 'm') AND EXISTS (
+            SELECT 1 FROM pg_rewrite r
+            JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+            WHERE r.ev_class = c.oid AND d.refclassid = 'pg_class'::regclass
+              AND d.refobjid IN (SELECT oid FROM locked)
+        )) AS is_locked
+    ) lk
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
       AND {_NOT_SYSTEM_SCHEMA}
     ORDER BY n.nspname, c.relname
@@ -60,14 +85,15 @@ LIST_RELATIONS = text(
 
 # Columns of every relation in the given schemas, in table order.
 LIST_COLUMNS = text(
-    """
+    f"""
+    WITH {_LOCKED_RELATIONS_CTE}
     SELECT
         n.nspname AS schema,
         c.relname AS relation,
         a.attname AS name,
         format_type(a.atttypid, a.atttypmod) AS type,
         NOT a.attnotnull AS nullable,
-        pg_get_expr(d.adbin, d.adrelid) AS "default",
+        CASE WHEN c.oid NOT IN (SELECT oid FROM locked) THEN pg_get_expr(d.adbin, d.adrelid) END AS "default",
         col_description(c.oid, a.attnum) AS comment
     FROM pg_attribute a
     JOIN pg_class c ON c.oid = a.attrelid

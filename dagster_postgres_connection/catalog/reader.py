@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -226,6 +226,7 @@ def _read_database_in_transaction(
             )
             continue
         rows_by_key[(row.schema, row.name)] = row
+    _warn_about_locked(database, rows_by_key)
     for schema in sorted(schemas_without_usage):
         skipped.append(
             PostgresSkippedObject(
@@ -243,6 +244,17 @@ def _read_database_in_transaction(
         for key, row in rows_by_key.items()
     ]
     return PostgresDatabase(name=database, server_version=server_version, relations=relations), skipped
+
+
+def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) -> None:
+    """Relations another session locks ACCESS EXCLUSIVE are synced without what would wait on the lock."""
+    for (schema, name), row in rows_by_key.items():
+        if row.locked_by_other_session:
+            get_dagster_logger().warning(
+                f"`{database}.{schema}.{name}` (or a relation it reads) is locked ACCESS EXCLUSIVE by "
+                "another session (ALTER, VACUUM FULL, REFRESH ...): synced without its view definition, "
+                "column defaults, partition bounds and indexes, which the next sync fills in."
+            )
 
 
 def _read_columns(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, list[PostgresColumn]]:

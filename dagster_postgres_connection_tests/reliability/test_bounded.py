@@ -1,0 +1,130 @@
+"""Bounded: other sessions' locks and slow catalog queries end within the configured time.
+
+(The connect timeout against a server that never answers is in `test_connection_failures.py`.)
+"""
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection_tests.reliability.conftest import SettingsFactory
+from dagster_postgres_connection_tests.utils import PgTarget
+
+
+@contextlib.contextmanager
+def holding_lock(server: EmbeddedPostgres, database: str, statement: str) -> Iterator[None]:
+    """Another session takes a lock and keeps its transaction open until the block ends."""
+    with server.connect(database) as conn:
+        conn.autocommit = False
+        with conn.cursor() as cur:
+            cur.execute(statement)
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def _blocked(server: EmbeddedPostgres) -> list[tuple[object, ...]]:
+    """Sessions of ours that waited on a lock (should be none left once a sync returns)."""
+    return server.query(
+        "SELECT pid, wait_event_type FROM pg_stat_activity "
+        "WHERE application_name = 'dagster-postgres-connection' AND wait_event_type = 'Lock'"
+    )
+
+
+@pytest.mark.parametrize(
+    "relation, lock",
+    [
+        ("public.film", "LOCK TABLE public.film IN ACCESS EXCLUSIVE MODE"),
+        ("public.customer", "ALTER TABLE public.customer ADD COLUMN uncommitted int"),
+        ("public.actor_info", "LOCK TABLE public.actor_info IN ACCESS EXCLUSIVE MODE"),
+        ("public.rental_by_category", "REFRESH MATERIALIZED VIEW public.rental_by_category"),
+        ("public.payment", "LOCK TABLE public.payment IN ACCESS EXCLUSIVE MODE"),
+    ],
+    ids=["table", "alter-table", "view", "materialized-view", "partitioned-table"],
+)
+def test_a_relation_locked_access_exclusive_never_blocks_the_catalog_pass(
+    pagila_server: EmbeddedPostgres,
+    fresh_database: Callable[..., PgTarget],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+    relation: str,
+    lock: str,
+) -> None:
+    """The catalog pass never waits: what would (deparsing a view, a default, an index) is skipped."""
+    target = fresh_database()
+    settings = make_settings(target, lock_timeout_seconds=5, statement_timeout_seconds=10)
+    with holding_lock(pagila_server, target.database, lock), caplog.at_level(logging.WARNING):
+        started = time.monotonic()
+        snapshot = read_catalog(settings)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3, f"the sync waited {elapsed:.1f} s on the lock"
+    assert not snapshot.skipped
+    schema, name = relation.split(".")
+    locked = snapshot.relations_by_key()[(target.database, schema, name)]
+    assert locked.columns, "the locked relation was synced without its columns"
+    assert "uncommitted" not in [c.name for c in locked.columns]
+    assert any(f"`{target.database}.{relation}`" in r.getMessage() and "locked ACCESS EXCLUSIVE" in r.getMessage()
+               for r in caplog.records)
+    # A view reading none of the locked relations keeps its definition.
+    assert snapshot.relations_by_key()[(target.database, "public", "staff_list")].view_definition
+
+
+@pytest.fixture(name="two_databases")
+def two_databases_fixture(fresh_database: Callable[..., PgTarget]) -> tuple[PgTarget, PgTarget]:
+    return fresh_database(), fresh_database()
+
+
+def _sync_with_blocked_catalog(
+    server: EmbeddedPostgres,
+    databases: tuple[PgTarget, PgTarget],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+    **timeouts: int,
+) -> tuple[str, float, list[str]]:
+    """Locks `pg_description` (read by every comment lookup) in the first database only."""
+    blocked, healthy = databases
+    settings = make_settings(blocked, databases=[blocked.database, healthy.database], **timeouts)
+    with holding_lock(server, blocked.database, "LOCK TABLE pg_catalog.pg_description IN ACCESS EXCLUSIVE MODE"):
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            snapshot = read_catalog(settings)
+        elapsed = time.monotonic() - started
+        assert not _blocked(server)
+    assert [d.name for d in snapshot.databases] == [healthy.database]
+    assert len(snapshot.databases[0].relations) > 20
+    assert [s.label for s in snapshot.skipped] == [blocked.database]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    return snapshot.skipped[0].reason, elapsed, warnings
+
+
+def test_lock_timeout_ends_a_blocked_catalog_read_and_the_rest_syncs(
+    pagila_server: EmbeddedPostgres,
+    two_databases: tuple[PgTarget, PgTarget],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reason, elapsed, warnings = _sync_with_blocked_catalog(
+        pagila_server, two_databases, make_settings, caplog, lock_timeout_seconds=1, statement_timeout_seconds=30
+    )
+    assert elapsed < 4, elapsed
+    assert "lock timeout" in reason and "lock_timeout_seconds=1" in reason, reason
+    assert any(two_databases[0].database in w and "lock timeout" in w for w in warnings), warnings
+
+
+def test_statement_timeout_ends_a_slow_catalog_query_and_the_rest_syncs(
+    pagila_server: EmbeddedPostgres,
+    two_databases: tuple[PgTarget, PgTarget],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reason, elapsed, _ = _sync_with_blocked_catalog(
+        pagila_server, two_databases, make_settings, caplog, lock_timeout_seconds=60, statement_timeout_seconds=1
+    )
+    assert elapsed < 4, elapsed
+    assert "statement timeout" in reason and "statement_timeout_seconds=1" in reason, reason
