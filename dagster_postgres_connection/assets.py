@@ -2,12 +2,13 @@
 
 from collections.abc import Sequence
 
-from dagster import AssetSpec
+from dagster import AssetKey, AssetSpec
 
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.selection import select_relation
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresConfigError
+from dagster_postgres_connection.linking import remap_upstream
 from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
 
 
@@ -17,15 +18,22 @@ def relation_props(
     """Props of every relation the current configuration selects.
 
     The selection is applied again here, not only when reading, so narrowing `filters` takes
-    effect at the next load without a re-sync.
+    effect at the next load without a re-sync. Partitions are rolled up into their root
+    unless `expose_partitions` is set.
     """
     databases = set(settings.databases) if settings.databases else None
     return [
         PostgresRelationProps(
-            connection_name=settings.name, host=settings.host, port=settings.port, relation=relation
+            connection_name=settings.name,
+            host=settings.host,
+            port=settings.port,
+            relation=relation,
+            expose_partitions=settings.expose_partitions,
+            owners_by_role=settings.owners_by_role,
         )
         for relation in snapshot.relations()
         if (databases is None or relation.database in databases)
+        and (settings.expose_partitions or relation.partition_of is None)
         and select_relation(settings.filters, relation.database, relation.schema, relation.name, relation.kind)
     ]
 
@@ -37,8 +45,13 @@ def build_asset_specs(
 ) -> Sequence[AssetSpec]:
     specs: list[AssetSpec] = []
     relation_by_key: dict[object, str] = {}
+    # Deps are built in the default key scheme; point them at keys a translator changed.
+    moved_keys: dict[AssetKey, AssetKey] = {}
     for props in relation_props(snapshot, settings):
         spec = translator.get_asset_spec(props)
+        default_key = AssetKey([props.connection_name, props.database, props.schema, props.name])
+        if spec.key != default_key:
+            moved_keys[default_key] = spec.key
         if spec.key in relation_by_key:
             raise PostgresConfigError(
                 f"The translator gives the same asset key {spec.key.to_user_string()!r} to "
@@ -47,4 +60,4 @@ def build_asset_specs(
             )
         relation_by_key[spec.key] = props.table_name
         specs.append(spec)
-    return specs
+    return [remap_upstream(spec, moved_keys) for spec in specs] if moved_keys else specs

@@ -7,7 +7,7 @@ is read from, when connecting.
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Literal
 
@@ -148,6 +148,9 @@ class PostgresConnectionSettings(BaseModel):
     sslmode: SslMode | None = None
     sslrootcert: str | None = None
     max_concurrent_connections: int = 4
+    # How relations are shown; applied when loading, so changing them needs no re-sync.
+    expose_partitions: bool = False
+    owners_by_role: Mapping[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -174,6 +177,17 @@ class PostgresConnectionSettings(BaseModel):
                 raise ValueError("`databases` is an empty list: list databases or leave it out to sync all.")
             return tuple(databases)
         return None
+
+    @field_validator("owners_by_role")
+    @classmethod
+    def _dagster_owners(cls, owners_by_role: Mapping[str, str]) -> Mapping[str, str]:
+        for role, owner in owners_by_role.items():
+            if not (owner.startswith("team:") or "@" in owner):
+                raise ValueError(
+                    f"`owners_by_role.{role}` is {owner!r}: a Dagster owner is an email address or "
+                    f"`team:<name>`, e.g. `{role}: team:{role}`."
+                )
+        return dict(owners_by_role)
 
     @model_validator(mode="after")
     def _positive_limits(self) -> "PostgresConnectionSettings":

@@ -6,14 +6,33 @@ Standard Dagster keys carry what Dagster understands (`dagster/column_schema`,
 `reltuples` is only the planner's estimate.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from dagster import AssetKey, AssetSpec, TableColumn, TableColumnConstraints, TableSchema
+from dagster import (
+    AssetKey,
+    AssetSpec,
+    TableColumn,
+    TableColumnConstraints,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+)
 from dagster._core.definitions.metadata import NamespacedMetadataSet, TableMetadataSet
 from dagster._core.definitions.metadata.table import TableConstraints
 from dagster_shared.record import record
 
-from dagster_postgres_connection.catalog.models import PostgresRelation, PostgresRelationKind
+from dagster_postgres_connection.catalog.models import (
+    PostgresRelation,
+    PostgresRelationKind,
+    PostgresRelationRef,
+)
+from dagster_postgres_connection.object_metadata import (
+    column_notes,
+    describe_indexes,
+    postgres_uri,
+    structure_metadata,
+    table_constraint_notes,
+)
 
 KINDS_BY_RELATION_KIND: dict[PostgresRelationKind, frozenset[str]] = {
     PostgresRelationKind.TABLE: frozenset({"postgres", "table"}),
@@ -36,6 +55,18 @@ class PostgresMetadataSet(NamespacedMetadataSet):
     size_bytes: int | None = None  # heap + TOAST + indexes, from the catalog
     primary_key: str | None = None
     view_definition: str | None = None
+    indexes: str | None = None  # one line per index: name, method, columns, unique / primary key
+    partition_strategy: str | None = None  # range, list or hash (partitioned tables)
+    partition_key: str | None = None
+    partition_count: int | None = None  # leaf partitions, all levels
+    partition_bounds: str | None = None  # one line per partition, summarised beyond 20
+    partition_of: str | None = None  # `schema.table` (partitions, when exposed as assets)
+    partition_bound: str | None = None
+    inherits_from: str | None = None  # legacy INHERITS parents, `schema.table, ...`
+    foreign_server: str | None = None
+    foreign_data_wrapper: str | None = None
+    foreign_server_options: str | None = None  # `host=..., dbname=...`; user mappings are never read
+    foreign_table_options: str | None = None
 
     @classmethod
     def namespace(cls) -> str:
@@ -50,6 +81,8 @@ class PostgresRelationProps:
     host: str
     port: int
     relation: PostgresRelation
+    expose_partitions: bool = False
+    owners_by_role: Mapping[str, str] = {}
 
     @property
     def database(self) -> str:
@@ -70,6 +103,35 @@ class PostgresRelationProps:
     @property
     def table_name(self) -> str:
         return self.relation.qualified_name
+
+    @property
+    def uri(self) -> str:
+        """`postgresql://host:port/database`: where the relation lives, without credentials."""
+        return postgres_uri(self.host, self.port, self.database)
+
+    @property
+    def owners(self) -> Sequence[str]:
+        """The Dagster owners `owners_by_role` maps the relation's owning role to, if any."""
+        owner = self.owners_by_role.get(self.relation.owner or "")
+        return [owner] if owner else []
+
+    def resolve(self, ref: PostgresRelationRef) -> PostgresRelationRef:
+        """The relation standing for `ref` here: its partitioned root, unless partitions are assets."""
+        return ref if self.expose_partitions else ref.rolled_up()
+
+    @property
+    def upstream(self) -> Sequence[PostgresRelationRef]:
+        """What this relation's asset depends on: relations a view reads (exact, from pg_depend),
+        legacy inheritance parents, and a partition's parent when partitions are assets."""
+        relation = self.relation
+        refs = [*relation.inherits_from, *relation.deps]
+        if self.expose_partitions and relation.partition_of is not None:
+            refs.insert(0, relation.partition_of)
+        upstream: dict[tuple[str, str], PostgresRelationRef] = {}
+        for ref in map(self.resolve, refs):
+            if (ref.schema, ref.name) != (relation.schema, relation.name):
+                upstream.setdefault((ref.schema, ref.name), ref)
+        return list(upstream.values())
 
 
 def build_column_schema(relation: PostgresRelation) -> TableSchema:
@@ -92,6 +154,7 @@ def build_column_schema(relation: PostgresRelation) -> TableSchema:
         other.extend(references.get(column.name, ()))
         if column.default is not None:
             other.append(f"default {column.default}")
+        other.extend(column_notes(column))
         columns.append(
             TableColumn(
                 name=column.name,
@@ -119,6 +182,7 @@ def _table_constraints(relation: PostgresRelation) -> list[str]:
         f"{fk.referred_schema}.{fk.referred_table} ({_quote_list(fk.referred_columns)})"
         for fk in relation.foreign_keys
     )
+    constraints.extend(table_constraint_notes(relation))
     return constraints
 
 
@@ -137,10 +201,38 @@ class DagsterPostgresTranslator:
     def get_asset_key(self, props: PostgresRelationProps) -> AssetKey:
         return AssetKey([props.connection_name, props.database, props.schema, props.name])
 
+    def get_upstream_asset_key(self, props: PostgresRelationProps, ref: PostgresRelationRef) -> AssetKey:
+        """Key of a relation `props` depends on, selected or not, in the default key scheme.
+
+        When a translator gives a selected relation another key, `build_asset_specs` points
+        these deps at it afterwards; relations outside the selection keep this key, so the
+        lineage graph has no holes.
+        """
+        return AssetKey([props.connection_name, props.database, ref.schema, ref.name])
+
+    def get_column_lineage(self, props: PostgresRelationProps) -> TableColumnLineage | None:
+        """`dagster/column_lineage` of a view: each output column from its input columns."""
+        deps_by_column = {
+            lineage.column: [
+                TableColumnDep(
+                    asset_key=self.get_upstream_asset_key(props, props.resolve(source.relation)),
+                    column_name=source.column,
+                )
+                for source in lineage.inputs
+            ]
+            for lineage in props.relation.column_lineage
+        }
+        return TableColumnLineage(deps_by_column=deps_by_column) if deps_by_column else None
+
     def get_asset_spec(self, props: PostgresRelationProps) -> AssetSpec:
         relation = props.relation
         metadata = {
-            **TableMetadataSet(column_schema=build_column_schema(relation), table_name=relation.qualified_name),
+            **TableMetadataSet(
+                column_schema=build_column_schema(relation),
+                column_lineage=self.get_column_lineage(props),
+                table_name=relation.qualified_name,
+            ),
+            "dagster/uri": props.uri,
             **PostgresMetadataSet(
                 relation_kind=relation.kind.value,
                 owner=relation.owner,
@@ -148,6 +240,8 @@ class DagsterPostgresTranslator:
                 size_bytes=relation.size_bytes,
                 primary_key=", ".join(relation.primary_key) or None,
                 view_definition=relation.view_definition,
+                indexes=describe_indexes(relation.indexes),
+                **structure_metadata(relation),
             ),
         }
         return AssetSpec(
@@ -155,5 +249,7 @@ class DagsterPostgresTranslator:
             description=relation.comment,
             group_name=props.connection_name,
             kinds=set(KINDS_BY_RELATION_KIND[relation.kind]),
+            deps=[self.get_upstream_asset_key(props, ref) for ref in props.upstream],
+            owners=props.owners,
             metadata={k: v for k, v in metadata.items() if v is not None},
         )

@@ -156,7 +156,9 @@ def test_filters_decide_what_is_loaded(
     pagila: PgTarget, filters: dict, expected_present: set[str], expected_absent: set[str]
 ) -> None:
     with load_defs(connection_attributes(pagila, filters=filters)) as (_, defs):
-        names = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+        # The specs defined here: an excluded relation a view reads still appears in the asset
+        # graph, as an undefined dep (catalog/test_lineage.py), but it is not one of them.
+        names = {spec.key.path[-1] for spec in defs.assets or [] if isinstance(spec, dg.AssetSpec)}
         assert expected_present <= names
         assert not (expected_absent & names)
 

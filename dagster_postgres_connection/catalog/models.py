@@ -49,8 +49,13 @@ class PostgresColumn:
     name: str
     type: str  # as Postgres spells it (format_type), e.g. `character varying(25)`
     nullable: bool
-    default: str | None = None
+    default: str | None = None  # never the expression of a generated column (see `generated`)
     comment: str | None = None
+    enum_labels: Sequence[str] = ()  # the enum's labels in order, for an enum, an array of one, or a domain over one
+    domain_base_type: str | None = None  # for a domain: the type it is based on, e.g. `bigint`
+    identity: str | None = None  # `ALWAYS` or `BY DEFAULT` for `GENERATED ... AS IDENTITY`
+    generated: str | None = None  # `STORED` or `VIRTUAL` (PG 18) for `GENERATED ALWAYS AS (...)`
+    generation_expression: str | None = None
 
 
 @whitelist_for_serdes
@@ -72,6 +77,98 @@ class PostgresUniqueConstraint:
 
 @whitelist_for_serdes
 @record
+class PostgresRelationRef:
+    """Another relation of the same database; `root_*` names the top partitioned table when it is a partition."""
+
+    schema: str
+    name: str
+    root_schema: str | None = None
+    root_name: str | None = None
+
+    def rolled_up(self) -> "PostgresRelationRef":
+        """The relation that stands for this one when partitions are not assets of their own."""
+        if self.root_schema is None or self.root_name is None:
+            return self
+        return PostgresRelationRef(schema=self.root_schema, name=self.root_name)
+
+
+@whitelist_for_serdes
+@record
+class PostgresColumnRef:
+    relation: PostgresRelationRef
+    column: str
+
+
+@whitelist_for_serdes
+@record
+class PostgresColumnLineage:
+    """One output column of a view and the input columns it is computed from."""
+
+    column: str
+    inputs: Sequence[PostgresColumnRef]
+
+
+@whitelist_for_serdes
+@record
+class PostgresIndex:
+    name: str
+    columns: Sequence[str]  # column names, or expressions for expression indexes
+    unique: bool
+    primary: bool
+    method: str  # btree, hash, gist, gin, brin, ...
+    definition: str  # pg_get_indexdef, e.g. `CREATE INDEX ... USING gist (fulltext)`
+
+
+@whitelist_for_serdes
+@record
+class PostgresConstraint:
+    """A check or exclusion constraint, with its definition as Postgres prints it."""
+
+    name: str
+    definition: str  # pg_get_constraintdef, e.g. `CHECK (amount >= 0)`
+
+
+@whitelist_for_serdes
+@record
+class PostgresPartition:
+    schema: str
+    name: str
+    parent: str  # name of the partitioned table it is attached to (the root or a sub-partitioned table)
+    bound: str  # e.g. `FOR VALUES FROM ('2022-01-01') TO ('2022-02-01')`, `DEFAULT`
+    level: int  # 1 for a partition of the root, 2 for a sub-partition, ...
+    is_leaf: bool = True  # False for a sub-partitioned table
+    partition_key: str | None = None  # of a sub-partitioned table, e.g. `LIST (region)`
+    row_estimate: int | None = None
+    size_bytes: int | None = None
+
+
+@whitelist_for_serdes
+@record
+class PostgresPartitioning:
+    """How a partitioned table is split: everything below it, rolled up into one asset."""
+
+    strategy: str  # range, list or hash
+    key: str  # the partition key, e.g. `payment_date`
+    partitions: Sequence[PostgresPartition] = ()
+
+    @property
+    def leaf_partitions(self) -> Sequence[PostgresPartition]:
+        return [p for p in self.partitions if p.is_leaf]
+
+
+@whitelist_for_serdes
+@record
+class PostgresForeignTable:
+    """Where a foreign table's rows live. Credentials are never read: user mappings are not queried."""
+
+    server: str
+    wrapper: str
+    server_options: Mapping[str, str] = {}
+    table_options: Mapping[str, str] = {}
+
+
+@whitelist_for_serdes
+@record
 class PostgresRelation:
     database: str
     schema: str
@@ -88,6 +185,16 @@ class PostgresRelation:
     foreign_keys: Sequence[PostgresForeignKey] = ()
     unique_constraints: Sequence[PostgresUniqueConstraint] = ()
     view_definition: str | None = None
+    deps: Sequence[PostgresRelationRef] = ()  # what a view reads, from pg_depend (exact)
+    column_lineage: Sequence[PostgresColumnLineage] = ()  # views: parsed, and checked against pg_depend
+    indexes: Sequence[PostgresIndex] = ()
+    check_constraints: Sequence[PostgresConstraint] = ()
+    exclusion_constraints: Sequence[PostgresConstraint] = ()
+    partitioning: PostgresPartitioning | None = None  # set on a top-level partitioned table
+    partition_of: PostgresRelationRef | None = None  # set on a partition: its direct parent, root in `root_*`
+    partition_bound: str | None = None
+    inherits_from: Sequence[PostgresRelationRef] = ()  # legacy (INHERITS) parents
+    foreign_table: PostgresForeignTable | None = None
 
     @property
     def qualified_name(self) -> str:

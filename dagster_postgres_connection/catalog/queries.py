@@ -10,12 +10,17 @@ nothing waits on another session's locks.
 
 from sqlalchemy import text
 
+
 # System schemas are filtered here too, so their thousands of relations never cross the wire.
-_NOT_SYSTEM_SCHEMA = """
-    n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%'
-    AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+def _not_system_schema(alias: str) -> str:
+    return f"""
+    {alias}.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND {alias}.nspname NOT LIKE 'pg\\_toast%'
+    AND {alias}.nspname NOT LIKE 'pg\\_temp\\_%'
 """
+
+
+_NOT_SYSTEM_SCHEMA = _not_system_schema("n")
 
 # Relations another session holds or awaits an ACCESS EXCLUSIVE lock on (ALTER TABLE, VACUUM
 # FULL, REFRESH MATERIALIZED VIEW, ...). Reading pg_locks never waits, but the deparse functions
@@ -66,7 +71,10 @@ LIST_RELATIONS = text(
         has_schema_privilege(n.oid, 'USAGE') AS has_usage,
         has_table_privilege(c.oid, 'SELECT') AS has_select,
         lk.is_locked AS locked_by_other_session,
-        CASE WHEN c.relkind IN ('v', 'm') AND NOT lk.is_locked THEN pg_get_viewdef(c.oid) END AS view_definition
+        CASE WHEN c.relkind IN ('v', 'm') AND NOT lk.is_locked THEN pg_get_viewdef(c.oid) END AS view_definition,
+        c.relispartition AS is_partition,
+        CASE WHEN c.relispartition AND NOT lk.is_locked THEN pg_get_expr(c.relpartbound, c.oid) END AS partition_bound,
+        CASE WHEN c.relkind = 'p' AND NOT lk.is_locked THEN pg_get_partkeydef(c.oid) END AS partition_key
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     CROSS JOIN LATERAL (
@@ -94,14 +102,221 @@ LIST_COLUMNS = text(
         format_type(a.atttypid, a.atttypmod) AS type,
         NOT a.attnotnull AS nullable,
         CASE WHEN c.oid NOT IN (SELECT oid FROM locked) THEN pg_get_expr(d.adbin, d.adrelid) END AS "default",
-        col_description(c.oid, a.attnum) AS comment
+        col_description(c.oid, a.attnum) AS comment,
+        a.attidentity AS identity,  -- 'a' always, 'd' by default, '' none
+        a.attgenerated AS generated,  -- 's' stored, 'v' virtual (PG 18), '' none
+        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS domain_base_type,
+        -- labels of an enum, an array of enums or a domain over an enum
+        ARRAY(SELECT e.enumlabel FROM pg_enum e
+              WHERE e.enumtypid IN (t.oid, t.typelem, t.typbasetype)
+              ORDER BY e.enumsortorder) AS enum_labels
     FROM pg_attribute a
     JOIN pg_class c ON c.oid = a.attrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attnum > 0 AND NOT a.attisdropped
       AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
       AND n.nspname = ANY(:schemas)
     ORDER BY n.nspname, c.relname, a.attnum
+    """
+)
+
+# --- Privileges, for `dagster-postgres-connection check` (catalog/privileges.py) -------------
+# Each runs once per server or per database, whatever the number of objects. The has_*_privilege
+# functions answer for the connecting role, through role membership and PUBLIC grants.
+
+# The connecting role's attributes, and membership in the predefined roles that read or write
+# everything (looked up by name: they exist from PostgreSQL 14 on).
+ROLE_ATTRIBUTES = text(
+    """
+    SELECT
+        current_user AS role,
+        r.rolsuper AS is_superuser,
+        r.rolcreaterole AS can_create_role,
+        r.rolcreatedb AS can_create_database,
+        r.rolbypassrls AS bypasses_rls,
+        EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_write_all_data'
+                AND pg_has_role(current_user, g.oid, 'USAGE')) AS writes_all_data
+    FROM pg_roles r
+    WHERE r.rolname = current_user
+    """
+)
+
+# Every database of the server (pg_database is shared: any database answers for all).
+DATABASE_PRIVILEGES = text(
+    """
+    SELECT
+        datname AS name,
+        datistemplate AS is_template,
+        datallowconn AS allows_connections,
+        has_database_privilege(oid, 'CONNECT') AS can_connect,
+        has_database_privilege(oid, 'CREATE') AS can_create
+    FROM pg_database
+    ORDER BY datname
+    """
+)
+
+SCHEMA_PRIVILEGES = text(
+    f"""
+    SELECT
+        n.nspname AS schema,
+        pg_get_userbyid(n.nspowner) AS owner,
+        has_schema_privilege(n.oid, 'USAGE') AS has_usage,
+        has_schema_privilege(n.oid, 'CREATE') AS can_create
+    FROM pg_namespace n
+    WHERE {_NOT_SYSTEM_SCHEMA}
+    ORDER BY n.nspname
+    """
+)
+
+# Relations the reader syncs (r, p, v, m, f) plus sequences (S), with SELECT and write privileges.
+RELATION_PRIVILEGES = text(
+    f"""
+    SELECT
+        n.nspname AS schema,
+        c.relname AS name,
+        c.relkind AS relkind,
+        pg_get_userbyid(c.relowner) AS owner,
+        CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT')
+             ELSE has_table_privilege(c.oid, 'SELECT') END AS has_select,
+        CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'UPDATE')
+             ELSE has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') END AS can_write
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND {_NOT_SYSTEM_SCHEMA}
+    ORDER BY n.nspname, c.relname
+    """
+)
+
+# Default privileges that give the connecting role (directly, through a role it belongs to, or
+# through PUBLIC) SELECT on tables created later by `creator`; `schema` is NULL for entries
+# that apply to every schema.
+DEFAULT_SELECT_GRANTS = text(
+    """
+    SELECT DISTINCT pg_get_userbyid(d.defaclrole) AS creator, n.nspname AS schema
+    FROM pg_default_acl d
+    LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+    CROSS JOIN LATERAL aclexplode(d.defaclacl) AS a
+    WHERE d.defaclobjtype = 'r'
+      AND a.privilege_type = 'SELECT'
+      AND CASE WHEN a.grantee = 0 THEN true
+               ELSE pg_has_role(current_user, a.grantee, 'USAGE') END
+    """
+)
+
+# --- The full object model: lineage, partitions, indexes, constraints, foreign tables --------
+# (catalog/lineage.py, catalog/partitions.py, catalog/objects.py). One statement each per database.
+
+# What every view and materialized view reads, from the dependencies Postgres records for its
+# rewrite rule: one row per relation read (`column` NULL) and per column read. Functions,
+# types and sequences a view uses are other classes or kinds and drop out; system relations too.
+LIST_VIEW_DEPENDENCIES = text(
+    f"""
+    SELECT DISTINCT
+        n.nspname AS schema,
+        v.relname AS name,
+        rn.nspname AS ref_schema,
+        r.relname AS ref_name,
+        a.attname AS ref_column
+    FROM pg_rewrite w
+    JOIN pg_class v ON v.oid = w.ev_class AND v.relkind IN ('v', 'm')
+    JOIN pg_namespace n ON n.oid = v.relnamespace
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+        AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid
+    JOIN pg_class r ON r.oid = d.refobjid AND r.relkind IN ('r', 'p', 'v', 'm', 'f')
+    JOIN pg_namespace rn ON rn.oid = r.relnamespace
+    LEFT JOIN pg_attribute a ON d.refobjsubid > 0 AND a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE n.nspname = ANY(:schemas)
+      AND {_not_system_schema("rn")}
+    ORDER BY 1, 2, 3, 4, 5
+    """
+)
+
+# Partitions and legacy inheritance children with their direct parent (pg_inherits), in every
+# non-system schema: a partition's root may sit in a schema that is not selected.
+LIST_INHERITANCE = text(
+    f"""
+    SELECT
+        n.nspname AS schema,
+        c.relname AS name,
+        pn.nspname AS parent_schema,
+        p.relname AS parent_name,
+        c.relispartition AS is_partition
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p', 'f')
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_class p ON p.oid = i.inhparent
+    JOIN pg_namespace pn ON pn.oid = p.relnamespace
+    WHERE {_NOT_SYSTEM_SCHEMA}
+    ORDER BY n.nspname, c.relname, i.inhseqno
+    """
+)
+
+# Indexes of tables and materialized views: key columns (or expressions) as Postgres prints them.
+LIST_INDEXES = text(
+    f"""
+    WITH {_LOCKED_RELATIONS_CTE}
+    SELECT
+        n.nspname AS schema,
+        c.relname AS relation,
+        i.relname AS name,
+        ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+              FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS columns,
+        x.indisunique AS is_unique,
+        x.indisprimary AS is_primary,
+        am.amname AS method,
+        pg_get_indexdef(x.indexrelid) AS definition
+    FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_am am ON am.oid = i.relam
+    JOIN pg_class c ON c.oid = x.indrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(:schemas)
+      -- pg_get_indexdef waits on a locked table or index (see _LOCKED_RELATIONS_CTE)
+      AND x.indrelid NOT IN (SELECT oid FROM locked) AND x.indexrelid NOT IN (SELECT oid FROM locked)
+    ORDER BY n.nspname, c.relname, i.relname
+    """
+)
+
+# Check ('c') and exclusion ('x') constraints; keys come from the Inspector. Deparsing a check
+# constraint locks its table, so those of locked tables are left out.
+LIST_CHECK_AND_EXCLUSION_CONSTRAINTS = text(
+    f"""
+    WITH {_LOCKED_RELATIONS_CTE}
+    SELECT
+        n.nspname AS schema,
+        c.relname AS relation,
+        k.conname AS name,
+        k.contype AS type,
+        pg_get_constraintdef(k.oid, true) AS definition
+    FROM pg_constraint k
+    JOIN pg_class c ON c.oid = k.conrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE k.contype IN ('c', 'x') AND n.nspname = ANY(:schemas)
+      AND c.oid NOT IN (SELECT oid FROM locked)
+    ORDER BY n.nspname, c.relname, k.conname
+    """
+)
+
+# Server and wrapper of each foreign table with the server's and the table's options. User
+# mappings (where passwords live) are deliberately not read.
+LIST_FOREIGN_TABLES = text(
+    """
+    SELECT
+        n.nspname AS schema,
+        c.relname AS relation,
+        s.srvname AS server,
+        w.fdwname AS wrapper,
+        s.srvoptions AS server_options,
+        ft.ftoptions AS table_options
+    FROM pg_foreign_table ft
+    JOIN pg_class c ON c.oid = ft.ftrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_foreign_server s ON s.oid = ft.ftserver
+    JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+    WHERE n.nspname = ANY(:schemas)
+    ORDER BY n.nspname, c.relname
     """
 )

@@ -31,6 +31,7 @@ from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
 )
+from dagster_postgres_connection.catalog.details import column_fields, read_relation_details
 from dagster_postgres_connection.catalog.models import (
     PostgresCatalogSnapshot,
     PostgresColumn,
@@ -207,7 +208,9 @@ def _read_database_in_transaction(
 
     rows_by_key: dict[RelationKey, Any] = {}
     schemas_without_usage: set[str] = set()
-    for row in conn.execute(queries.LIST_RELATIONS):
+    # Kept whole: partitions count towards their root even when filtered out.
+    relation_rows = conn.execute(queries.LIST_RELATIONS).all()
+    for row in relation_rows:
         if not select_schema(settings.filters, row.schema):
             continue
         kind = PostgresRelationKind.from_relkind(row.relkind)
@@ -238,9 +241,10 @@ def _read_database_in_transaction(
     schemas = sorted({schema for schema, _ in rows_by_key})
     columns = _read_columns(conn, schemas)
     constraints = _reflect_constraints(inspect(conn), schemas)
+    details = read_relation_details(conn, relation_rows, rows_by_key, columns)
 
     relations = [
-        _build_relation(database, row, columns.get(key, ()), constraints, key)
+        _build_relation(database, row, columns.get(key, ()), constraints, key, details[key])
         for key, row in rows_by_key.items()
     ]
     return PostgresDatabase(name=database, server_version=server_version, relations=relations), skipped
@@ -262,11 +266,7 @@ def _read_columns(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey,
     if not schemas:
         return columns
     for row in conn.execute(queries.LIST_COLUMNS, {"schemas": list(schemas)}):
-        columns[(row.schema, row.relation)].append(
-            PostgresColumn(
-                name=row.name, type=row.type, nullable=row.nullable, default=row.default, comment=row.comment
-            )
-        )
+        columns[(row.schema, row.relation)].append(PostgresColumn(**column_fields(row)))
     return columns
 
 
@@ -296,12 +296,18 @@ def _reflect_constraints(inspector: Inspector, schemas: Sequence[str]) -> _Const
 
 
 def _build_relation(
-    database: str, row: Any, columns: Sequence[PostgresColumn], constraints: _Constraints, key: RelationKey
+    database: str,
+    row: Any,
+    columns: Sequence[PostgresColumn],
+    constraints: _Constraints,
+    key: RelationKey,
+    details: Mapping[str, Any],
 ) -> PostgresRelation:
+    """`details` (from `details.py`) come last: they may replace a partitioned root's size and row estimate."""
     schema, name = key
     # The Inspector keys by (None, name) for the default schema only when schema=None; we always pass it.
     primary_key = constraints.primary_keys.get(key) or {}
-    return PostgresRelation(
+    fields: dict[str, Any] = dict(
         database=database,
         schema=schema,
         name=name,
@@ -330,3 +336,4 @@ def _build_relation(
         ],
         view_definition=row.view_definition,
     )
+    return PostgresRelation(**{**fields, **details})

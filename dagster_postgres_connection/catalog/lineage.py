@@ -1,0 +1,138 @@
+"""View lineage: exact table dependencies from Postgres, column lineage from the view's SQL.
+
+Table level: Postgres records, for the rewrite rule of every view and materialized view, a
+dependency on each relation the query reads and on each column it references (`pg_depend`);
+that is what stops `DROP TABLE` under a view. One query per database reads all of it
+(`queries.LIST_VIEW_DEPENDENCIES`), so views on views, across schemas, or on excluded relations
+are all exact. Functions a view calls are opaque to Postgres and so to us: what a function
+reads inside never appears as a dependency.
+
+Column level: Postgres does not record which output column comes from which input column.
+We parse the view's definition (`pg_get_viewdef`, already normalised by Postgres: `*` expanded,
+columns qualified when there is more than one source) with sqlglot's postgres dialect and walk
+each output column back to source columns through joins, aliases, CTEs, subqueries, unions and
+aggregates. Every source column found must also be one Postgres recorded for the view; an
+output column with any source that cannot be matched is left out rather than guessed, and a
+view sqlglot cannot parse simply gets no column lineage.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sqlglot
+from dagster import get_dagster_logger
+from sqlalchemy import Connection
+from sqlglot import exp
+from sqlglot.lineage import Node, lineage
+from sqlglot.schema import MappingSchema
+
+from dagster_postgres_connection.catalog import queries
+
+RelationKey = tuple[str, str]  # (schema, name)
+
+
+@dataclass
+class ViewDependencies:
+    """What one view reads, as recorded by Postgres."""
+
+    relations: list[RelationKey] = field(default_factory=list)  # in (schema, name) order
+    columns: set[tuple[str, str, str]] = field(default_factory=set)  # (schema, relation, column)
+
+
+def read_view_dependencies(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, ViewDependencies]:
+    """Dependencies of every view and materialized view in `schemas`: one statement."""
+    by_view: dict[RelationKey, ViewDependencies] = {}
+    if not schemas:
+        return by_view
+    for row in conn.execute(queries.LIST_VIEW_DEPENDENCIES, {"schemas": list(schemas)}):
+        deps = by_view.setdefault((row.schema, row.name), ViewDependencies())
+        ref = (row.ref_schema, row.ref_name)
+        if not deps.relations or deps.relations[-1] != ref:  # rows come sorted by ref
+            deps.relations.append(ref)
+        if row.ref_column is not None:
+            deps.columns.add((row.ref_schema, row.ref_name, row.ref_column))
+    return by_view
+
+
+def build_parse_schema(columns_by_relation: Mapping[RelationKey, Sequence[str]]) -> MappingSchema:
+    """The relations sqlglot may resolve names against, built once per database.
+
+    Names are kept as Postgres stores them (`normalize=False`): `pg_get_viewdef` quotes every
+    identifier that is not lower case, so they match exactly.
+    """
+    mapping: dict[str, dict[str, dict[str, str]]] = {}
+    for (schema, name), columns in columns_by_relation.items():
+        # Types do not matter for lineage; a neutral one keeps sqlglot from parsing ours.
+        mapping.setdefault(schema, {})[name] = {column: "text" for column in columns}
+    return MappingSchema(mapping, dialect="postgres", normalize=False)
+
+
+def column_lineage(
+    view: RelationKey,
+    definition: str | None,
+    output_columns: Sequence[str],
+    dependencies: ViewDependencies,
+    parse_schema: MappingSchema,
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Output column -> its source columns as (schema, relation, column), sorted.
+
+    Only output columns whose every source is confirmed by `pg_depend` are returned; the rest
+    are left out. Never raises on SQL sqlglot cannot handle.
+    """
+    if not dependencies.columns:
+        return {}
+    try:
+        nodes = lineage(None, definition, schema=parse_schema, dialect="postgres")
+    except Exception as error:  # a parser limit (syntax, recursion) must never fail the sync
+        get_dagster_logger().info(
+            f"No column lineage for view `{view[0]}.{view[1]}`: sqlglot could not follow its "
+            f"definition ({type(error).__name__}). Its table dependencies are exact regardless."
+        )
+        return {}
+    assert isinstance(nodes, dict)
+    wanted = set(output_columns)
+    result: dict[str, list[tuple[str, str, str]]] = {}
+    for output, node in nodes.items():
+        if output not in wanted:
+            continue  # sqlglot's name for an unnamed expression, not the view's column
+        sources = _confirmed_sources(node, dependencies)
+        if sources:
+            result[output] = sorted(sources)
+    return result
+
+
+def _confirmed_sources(node: Node, dependencies: ViewDependencies) -> set[tuple[str, str, str]] | None:
+    """Source columns of one output column, or None when any of them is not confirmed."""
+    sources: set[tuple[str, str, str]] = set()
+    for leaf in node.walk():
+        if leaf.downstream:
+            continue
+        if not isinstance(leaf.expression, exp.Table):
+            continue  # a constant or `count(*)`: contributes no column
+        relation = _resolve_relation(leaf.expression, dependencies)
+        column = _column_name(leaf.name)
+        if relation is None or column is None or (*relation, column) not in dependencies.columns:
+            return None
+        sources.add((*relation, column))
+    return sources
+
+
+def _resolve_relation(table: exp.Table, dependencies: ViewDependencies) -> RelationKey | None:
+    """Matches a table of the parsed SQL to one relation Postgres recorded for the view.
+
+    `pg_get_viewdef` leaves out the schema of relations visible on the search path, so an
+    unqualified name is matched by name among the view's dependencies, and only when that
+    is unambiguous.
+    """
+    candidates = [
+        key for key in dependencies.relations if key[1] == table.name and (not table.db or key[0] == table.db)
+    ]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _column_name(qualified: str) -> str | None:
+    """`f."Weird Col"` -> `Weird Col`, as sqlglot names a leaf."""
+    try:
+        return exp.to_column(qualified, dialect="postgres").name or None
+    except sqlglot.errors.SqlglotError:
+        return None
