@@ -116,8 +116,8 @@ class EmbeddedPostgres:
             even when this process is killed. Non-persistent servers also run with
             ``fsync=off``: their data is disposable and loads get faster.
 
-    The superuser ``postgres`` logs in without a password (``initdb --auth=trust``) until and
-    after ``require_passwords()``, which only concerns the other roles.
+    The superuser ``postgres`` always logs in without a password (``initdb --auth=trust``);
+    ``require_passwords()`` concerns the other roles only.
     """
 
     host: str = LOCALHOST
@@ -148,6 +148,7 @@ class EmbeddedPostgres:
         self._socket_dir: Path | None = None
         self._extra_socket_dir: Path | None = None
         self._running = False
+        self._started_here = False
         self._watchdog: subprocess.Popen[bytes] | None = None
         self.reused = False
         """True when ``start()`` found this server already running and attached to it."""
@@ -179,7 +180,8 @@ class EmbeddedPostgres:
         try:
             self._start()
         except BaseException:
-            if not self.persistent:
+            # Undo what this call did, but never stop a server someone else started.
+            if self._started_here or self._temporary:
                 self.stop()
             raise
         return self
@@ -219,6 +221,7 @@ class EmbeddedPostgres:
                 self._stop_postmaster()
         finally:
             self._running = False
+            self._started_here = False
             atexit.unregister(self._stop_at_exit)
             self._stop_watchdog()
             if self._temporary:
@@ -558,6 +561,7 @@ class EmbeddedPostgres:
             )
             if result.returncode == 0:
                 self._port = port
+                self._started_here = True
                 return
             log = _read_from(self.log_path, log_size)
             if attempt < attempts and "already in use" in log:
