@@ -34,6 +34,9 @@ from pydantic import Field, field_validator, model_validator
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.components.connection_component.scaffolder import (
+    PostgresConnectionScaffolder,
+)
 from dagster_postgres_connection.config import (
     PostgresConnectionSettings,
     PostgresFilters,
@@ -76,6 +79,7 @@ def _resolve_password(context: dg.ResolutionContext, template: Any) -> PostgresP
     return _env_var_password(match.group("attr") or match.group("call"), "password")
 
 
+@dg.scaffold_with(PostgresConnectionScaffolder)
 class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
     """Every table, view, materialized view and foreign table of a Postgres server as assets.
 

@@ -1,0 +1,190 @@
+"""Where a command's connection comes from: a component `defs.yaml`, or flags and `PG*` variables.
+
+A `defs.yaml` is loaded the way `dg` loads it (`ComponentTree.for_project`), so `{{ env.X }}`,
+`{{ env('X', 'default') }}`, validation and messages are the component's own; the project's
+`.env` is read first, as `dg` does. Outside a `dg` project, the attributes are resolved by
+`PostgresConnectionComponent.resolve_from_yaml`. Flags are validated by the Python factory.
+"""
+
+import getpass
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from dagster import EnvVar
+from dagster.components.core.component_tree import ComponentTree, ComponentTreeException
+from dagster.components.utils.project_paths import get_local_state_path
+from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
+from dagster_shared.utils.config import discover_config_file, load_toml_as_dict
+from dotenv import dotenv_values
+
+from dagster_postgres_connection.cli._output import CliError, register_secret_env_var
+from dagster_postgres_connection.components.connection_component.component import (
+    PostgresConnectionComponent,
+)
+from dagster_postgres_connection.components.connection_component.scaffolder import COMPONENT_TYPE
+from dagster_postgres_connection.config import PostgresConnectionSettings, PostgresFilters
+from dagster_postgres_connection.factory import build_postgres_connection_settings
+from dagster_postgres_connection.translator import DagsterPostgresTranslator
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CliConnection:
+    """A resolved configuration, and where it came from."""
+
+    settings: PostgresConnectionSettings
+    translator: DagsterPostgresTranslator
+    component: PostgresConnectionComponent | None = None
+    project_root: Path | None = None
+    source: str = "flags"  # the defs.yaml path, for messages
+
+    def state_path(self) -> Path:
+        """Where the component keeps its snapshot: `<defs>/.local_defs_state/<key>/state`."""
+        if self.component is None or self.project_root is None:
+            raise CliError(
+                "No snapshot location: this configuration does not come from a component in a dg project.",
+                hint="Pass `--output PATH`, or the path of the connection's defs.yaml.",
+            )
+        config = self.component.defs_state_config
+        if config.management_type != DefsStateManagementType.LOCAL_FILESYSTEM:
+            raise CliError(
+                f"Connection `{self.settings.name}` keeps its snapshot in Dagster's "
+                f"{config.management_type.value} state storage, which only `dg` can write.",
+                hint="Run `dg utils refresh-defs-state`, or pass `--output PATH`.",
+            )
+        return get_local_state_path(config.key, self.project_root)
+
+
+def connection_options(command: F) -> F:
+    """The configuration argument and flags shared by `check`, `preview` and `sync`."""
+    options = [
+        click.argument("config", required=False, type=click.Path(exists=True, path_type=Path)),
+        click.option("--host", envvar="PGHOST", default="localhost", show_default=True,
+                     help="Server host or unix socket directory [env: PGHOST]."),
+        click.option("--port", envvar="PGPORT", type=int, default=5432, show_default=True, help="[env: PGPORT]"),
+        click.option("--username", "-U", envvar="PGUSER", help="Role to connect as [env: PGUSER; default: your login]."),
+        click.option("--database", "-d", "databases", multiple=True, envvar="PGDATABASE",
+                     help="Database to read; repeat for several [env: PGDATABASE; default: all]."),
+        click.option("--schema", "schemas", multiple=True,
+                     help="Only schemas matching this regex; repeat for several (filters.schemas.include)."),
+        click.option("--password-env-var", default="PGPASSWORD", show_default=True,
+                     help="Name of the environment variable holding the password."),
+        click.option("--name", default="postgres", show_default=True, help="Connection name (first part of asset keys)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def resolve_connection(config: Path | None, **flags: Any) -> CliConnection:
+    """The `CONFIG` argument if given, else the flags (with their `PG*` defaults)."""
+    connection = _resolve(config, flags)
+    register_secret_env_var(connection.settings.password.env_var)
+    connection.settings.password.get()  # a missing variable fails here, naming it, before connecting
+    return connection
+
+
+def _resolve(config: Path | None, flags: dict[str, Any]) -> CliConnection:
+    if config is not None:
+        return load_defs_yaml(config)
+    settings = build_postgres_connection_settings(
+        name=flags["name"],
+        host=flags["host"],
+        port=flags["port"],
+        username=flags["username"] or getpass.getuser(),
+        password=EnvVar(flags["password_env_var"]),
+        databases=list(flags["databases"]) or None,
+        filters=PostgresFilters.model_validate({"schemas": {"include": list(flags["schemas"])}}),
+    )
+    return CliConnection(settings=settings, translator=DagsterPostgresTranslator())
+
+
+def find_defs_yaml(path: Path) -> Path:
+    if path.is_dir():
+        for candidate in (path / "defs.yaml", path / "defs.yml"):
+            if candidate.is_file():
+                return candidate.resolve()
+        raise CliError(f"No defs.yaml in `{path}`.", hint="Pass the path of a connection's defs.yaml or of its folder.")
+    return path.resolve()
+
+
+def load_defs_yaml(path: Path) -> CliConnection:
+    """Loads the component of `path` (a defs.yaml or its folder) as `dg` would."""
+    defs_yaml = find_defs_yaml(path)
+    documents = [d for d in yaml.safe_load_all(defs_yaml.read_text(encoding="utf-8")) if d]
+    ours = [d for d in documents if isinstance(d, dict) and str(d.get("type", "")).endswith("PostgresConnectionComponent")]
+    if len(ours) != 1:
+        raise CliError(
+            f"`{defs_yaml}` holds {len(ours)} PostgresConnectionComponent documents; expected one.",
+            hint=f"Point at a defs.yaml with `type: {COMPONENT_TYPE}`.",
+        )
+    project_config = discover_config_file(defs_yaml.parent, lambda node: isinstance(node.get("project"), dict))
+    if project_config is None:
+        _load_dotenv(defs_yaml.parent)
+        component = PostgresConnectionComponent.resolve_from_yaml(yaml.safe_dump(ours[0].get("attributes") or {}))
+        return CliConnection(settings=component.settings, translator=component.translator,
+                             component=component, source=str(defs_yaml))
+    project_root = project_config.parent
+    _load_dotenv(project_root)
+    _make_importable(project_config)
+    tree = ComponentTree.for_project(defs_yaml)
+    try:
+        loaded = tree.load_component(defs_yaml.parent)
+    except ComponentTreeException as error:
+        raise _root_cause(error) from None
+    component = loaded if isinstance(loaded, PostgresConnectionComponent) else next(
+        (c for c in getattr(loaded, "components", ()) if isinstance(c, PostgresConnectionComponent)), None
+    )
+    if component is None:
+        raise CliError(f"`{defs_yaml}` does not load a PostgresConnectionComponent.")
+    return CliConnection(settings=component.settings, translator=component.translator, component=component,
+                         project_root=project_root, source=str(defs_yaml))
+
+
+def _project_section(config_file: Path) -> dict[str, Any]:
+    """`[project]` of a dg.toml, `[tool.dg.project]` of a pyproject.toml."""
+    toml = load_toml_as_dict(config_file)
+    node = toml if config_file.name == "dg.toml" else toml.get("tool", {}).get("dg", {})
+    return node.get("project") or {}
+
+
+def _load_dotenv(folder: Path) -> None:
+    """Like `dg`: the project's `.env` fills in variables the environment does not set."""
+    env_file = folder / ".env"
+    if env_file.is_file():
+        for key, value in dotenv_values(env_file).items():
+            if value is not None:
+                os.environ.setdefault(key, value)
+
+
+def _make_importable(project_config: Path) -> None:
+    """A project that is not installed is imported from its folder, as `dg dev` would."""
+    section = _project_section(project_config)
+    root_module = str(section.get("root_module") or str(section.get("defs_module", "")).split(".")[0])
+    if not root_module:
+        return
+    try:
+        importlib.import_module(root_module)
+    except ModuleNotFoundError as error:
+        if error.name != root_module:
+            raise
+        for folder in (project_config.parent / "src", project_config.parent):
+            if (folder / root_module).is_dir():
+                sys.path.insert(0, str(folder))
+                importlib.invalidate_caches()
+                return
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """Dagster wraps a component's load error in a tree drawing; the cause says what is wrong."""
+    while isinstance(error, ComponentTreeException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error

@@ -1,0 +1,86 @@
+"""`sync`: read the catalog and write the snapshot where the component loads it from.
+
+The same two calls as the component's `write_state_to_path` (`read_catalog`, then the atomic
+`write_snapshot`), plus progress: a live status line per database on a terminal, plain lines
+otherwise (CI logs), and a summary.
+"""
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.catalog.state import write_snapshot
+from dagster_postgres_connection.cli._config import connection_options, resolve_connection
+from dagster_postgres_connection.cli._output import debug_option, is_tty
+
+
+class DatabaseProgress:
+    """Receives `read_catalog`'s (database, event) callbacks, from its worker threads."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        self._running: list[str] = []
+        self.done = 0
+
+    def __call__(self, database: str, event: str) -> None:
+        with self._lock:
+            if event == "start":
+                self._started[database] = time.perf_counter()
+                self._running.append(database)
+                if not self.live:
+                    click.echo(f"{database}: reading")
+            else:
+                seconds = time.perf_counter() - self._started.get(database, time.perf_counter())
+                if database in self._running:
+                    self._running.remove(database)
+                self.done += 1
+                line = f"{database}: {'read' if event == 'done' else 'FAILED'} in {seconds:.2f} s"
+                if self.live:
+                    mark = click.style("✓", fg="green") if event == "done" else click.style("✗", fg="red")
+                    click.echo(f"\r\x1b[K{mark} {line}")
+                else:
+                    click.echo(line)
+            if self.live and self._running:
+                click.echo(f"\r\x1b[K⠿ reading {', '.join(self._running)} ({self.done} done)", nl=False)
+
+    def close(self) -> None:
+        if self.live:
+            click.echo("\r\x1b[K", nl=False)
+
+
+@click.command()
+@connection_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the snapshot here instead of the component's state path.")
+@debug_option
+def sync(config: Path | None, output: Path | None, **flags: Any) -> None:
+    """Read the catalog of CONFIG and write its snapshot.
+
+    With a defs.yaml, the snapshot goes where the component loads it from (the project's
+    `.local_defs_state`), as `dg utils refresh-defs-state` would; `dg dev` then shows the assets.
+    Without one, pass --output. A failed read leaves the previous snapshot untouched.
+    """
+    connection = resolve_connection(config, **flags)
+    path = output or connection.state_path()
+    progress = DatabaseProgress(live=is_tty())
+    try:
+        snapshot = read_catalog(connection.settings, on_progress=progress)
+    finally:
+        progress.close()
+    write_snapshot(snapshot, path)
+    relations = snapshot.relations()
+    columns = sum(len(relation.columns) for relation in relations)
+    for skipped in snapshot.skipped:
+        click.echo(click.style("skipped", fg="yellow") + f" {skipped.label}: {skipped.reason}")
+    click.echo(
+        f"Synced connection `{snapshot.connection_name}`: {len(snapshot.databases)} database(s), "
+        f"{len(relations)} relations, {columns} columns in {snapshot.read_seconds:.2f} s, "
+        f"{snapshot.statement_count} statements."
+    )
+    click.echo(f"Snapshot: {path}")

@@ -1,0 +1,123 @@
+"""`check` on real Postgres: the gaps it finds, and the GRANTs it prints that close them."""
+
+import json
+from collections.abc import Callable
+
+from psycopg2 import sql
+
+from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection_tests.cli.conftest import RunCli, run_sql_script, target_flags
+from dagster_postgres_connection_tests.utils import PgTarget
+
+FIX_HEADER = "-- Fix: run as a superuser (or the owner of the objects), e.g. pasted into psql:"
+
+
+def fix_block(output: str) -> list[str]:
+    assert FIX_HEADER in output, output
+    return output.split(FIX_HEADER + "\n", 1)[1].strip().splitlines()
+
+
+def test_check_prints_exactly_the_grants_that_make_it_pass(
+    pagila_server: EmbeddedPostgres, fresh_database: Callable[..., PgTarget], run_cli: RunCli
+) -> None:
+    target = fresh_database()
+    # A schema the role has no USAGE on (odd spelling, to prove the quoting), and two Pagila
+    # tables it may no longer SELECT.
+    pagila_server.execute(
+        'CREATE SCHEMA "Sales EU"; CREATE TABLE "Sales EU"."Orders" (id int PRIMARY KEY);'
+        ' CREATE VIEW "Sales EU".order_ids AS SELECT id FROM "Sales EU"."Orders";'
+        " REVOKE SELECT ON public.film, public.actor FROM dagster_reader;",
+        target.database,
+    )
+
+    failed = run_cli("check", *target_flags(target))
+    assert failed.exit_code == 1, failed.output
+    assert "error: role `dagster_reader` lacks SELECT on 2 selected relation(s) of " f"`{target.database}.public`: `actor`, `film`" in failed.output
+    assert f"error: role `dagster_reader` lacks USAGE on schema `{target.database}.Sales EU`" in failed.output
+    assert "FAILED: " in failed.output
+    fix = fix_block(failed.output)
+    assert fix[0] == f"\\connect {target.database}"
+    assert sorted(fix[1:]) == sorted([  # schemas come in the server's collation order
+        "GRANT SELECT ON TABLE public.actor, public.film TO dagster_reader;",
+        'GRANT USAGE ON SCHEMA "Sales EU" TO dagster_reader;',
+        'GRANT SELECT ON ALL TABLES IN SCHEMA "Sales EU" TO dagster_reader;',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA "Sales EU" GRANT SELECT ON TABLES TO dagster_reader;',
+    ])
+    # --sql-only prints the same block, ready to pipe into psql.
+    assert run_cli("check", *target_flags(target), "--sql-only").output.splitlines() == fix
+
+    run_sql_script(pagila_server, fix)
+
+    passed = run_cli("check", *target_flags(target))
+    assert passed.exit_code == 0, passed.output
+    assert "error:" not in passed.output
+    assert FIX_HEADER not in passed.output
+    selected = 30 + 2  # Pagila's relations (partitions included) and the two in "Sales EU"
+    assert f"OK: {selected} of {selected} selected relations are readable" in passed.output
+
+
+def test_missing_connect_is_a_gap_with_its_grant(
+    pagila_server: EmbeddedPostgres, fresh_database: Callable[..., PgTarget], run_cli: RunCli
+) -> None:
+    target = fresh_database()
+    database = sql.Identifier(target.database)
+    pagila_server.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC, dagster_reader").format(database))
+
+    failed = run_cli("check", *target_flags(target), "--json")
+    assert failed.exit_code == 1
+    report = json.loads(failed.output)
+    assert report["ok"] is False
+    assert [f["message"] for f in report["findings"] if f["severity"] == "error"] == [
+        f"role `dagster_reader` lacks CONNECT on database `{target.database}` (its schemas are checked once it has it)."
+    ]
+    assert report["fix_sql"] == [f"GRANT CONNECT ON DATABASE {target.database} TO dagster_reader;"]
+
+    run_sql_script(pagila_server, report["fix_sql"])
+    assert run_cli("check", *target_flags(target)).exit_code == 0
+
+
+def test_default_privileges_and_sequences_are_warnings_with_fixes(
+    pagila_server: EmbeddedPostgres, fresh_database: Callable[..., PgTarget], run_cli: RunCli
+) -> None:
+    target = fresh_database()
+    pagila_server.execute(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM dagster_reader;"
+        " REVOKE SELECT ON ALL SEQUENCES IN SCHEMA public FROM dagster_reader;",
+        target.database,
+    )
+    result = run_cli("check", *target_flags(target), "--json")
+    assert result.exit_code == 0, result.output  # today's relations are all readable
+    report = json.loads(result.output)
+    warnings = [f["message"] for f in report["findings"] if f["severity"] == "warning"]
+    assert any("default privileges do not give role `dagster_reader` SELECT on tables that `postgres` creates" in w for w in warnings)
+    assert any("lacks SELECT on 13 sequence(s)" in w for w in warnings), warnings
+    assert report["fix_sql"] == [
+        f"\\connect {target.database}",
+        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO dagster_reader;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES TO dagster_reader;",
+    ]
+    run_sql_script(pagila_server, report["fix_sql"])
+    after = json.loads(run_cli("check", *target_flags(target), "--json").output)
+    assert after["fix_sql"] == []
+
+
+def test_superuser_and_writers_are_warned(pagila: PgTarget, run_cli: RunCli) -> None:
+    as_superuser = [*target_flags(pagila)]
+    as_superuser[as_superuser.index("--username") + 1] = "postgres"
+    report = json.loads(run_cli("check", *as_superuser, "--json").output)
+    assert report["ok"] is True
+    messages = " ".join(f["message"] for f in report["findings"])
+    assert "role `postgres` is a superuser" in messages
+    assert "grant-sql --role dagster_reader" in messages
+
+
+def test_statements_do_not_grow_with_the_number_of_tables(
+    pagila_server: EmbeddedPostgres, fresh_database: Callable[..., PgTarget], run_cli: RunCli
+) -> None:
+    small, large = fresh_database(), fresh_database()
+    pagila_server.execute(
+        "DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE format('CREATE TABLE public.extra_%s (id int)', i); END LOOP; END $$;",
+        large.database,
+    )
+    counts = [json.loads(run_cli("check", *target_flags(t), "--json").output)["statement_count"] for t in (small, large)]
+    assert counts[0] == counts[1] == 5  # role + databases, then schemas, relations, default privileges
