@@ -1,6 +1,8 @@
 """Reading a test database and building its specs, as the component does (no fixtures here)."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -13,7 +15,7 @@ from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.factory import build_postgres_connection_settings
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
-from dagster_postgres_connection_tests.conftest import READER_ROLE
+from dagster_postgres_connection_tests.conftest import PAGILA_TEMPLATE, READER_ROLE, make_target
 from dagster_postgres_connection_tests.utils import PgTarget
 
 CONNECTION = "conn"
@@ -62,3 +64,16 @@ def grant_schemas(server: EmbeddedPostgres, database: str, *schemas: str) -> Non
             ),
             database,
         )
+
+
+@contextmanager
+def database_with(server: EmbeddedPostgres, name: str, ddl: str, *schemas: str) -> Iterator[PgTarget]:
+    """A Pagila copy with `ddl` run as the superuser and `schemas` granted to the reader; dropped after."""
+    server.create_database(name, template=PAGILA_TEMPLATE)
+    try:
+        server.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(name), sql.Identifier(READER_ROLE)))
+        server.execute(ddl, name)
+        grant_schemas(server, name, *schemas)
+        yield make_target(server, name)
+    finally:
+        server.drop_database(name)

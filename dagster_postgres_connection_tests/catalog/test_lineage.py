@@ -11,13 +11,12 @@ from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
 from dagster_postgres_connection_tests.catalog.helpers import (
     CONNECTION,
-    grant_schemas,
+    database_with,
     key,
     read,
     relation,
     specs_by_key,
 )
-from dagster_postgres_connection_tests.conftest import PAGILA_TEMPLATE, READER_ROLE, make_target
 from dagster_postgres_connection_tests.utils import PgTarget
 
 PAGILA_VIEW_DEPS = {
@@ -60,15 +59,8 @@ CREATE VIEW reporting.on_partition AS SELECT p.amount FROM public.payment_p2022_
 @pytest.fixture(name="lineage_db", scope="module")
 def lineage_db_fixture(pagila_server: EmbeddedPostgres, pagila: PgTarget) -> Iterator[PgTarget]:
     """A Pagila copy with LINEAGE_DDL (module-scoped: it is only read)."""
-    name = "lineage_fixture"
-    pagila_server.create_database(name, template=PAGILA_TEMPLATE)
-    try:
-        pagila_server.execute(f"GRANT CONNECT ON DATABASE {name} TO {READER_ROLE}")
-        pagila_server.execute(LINEAGE_DDL, name)
-        grant_schemas(pagila_server, name, "sales", "reporting", "staging")
-        yield make_target(pagila_server, name)
-    finally:
-        pagila_server.drop_database(name)
+    with database_with(pagila_server, "lineage_fixture", LINEAGE_DDL, "sales", "reporting", "staging") as target:
+        yield target
 
 
 @pytest.fixture(name="lineage_snapshot", scope="module")
