@@ -1,13 +1,20 @@
 """Assembling a connection's Definitions; shared by the component and the Python factory."""
 
 import time
+from pathlib import Path
 
 from dagster import Definitions, get_dagster_logger
 
-from dagster_postgres_connection.assets import build_asset_specs
+from dagster_postgres_connection.assets import build_asset_specs, relation_props
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.reader import selection_fingerprint
 from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.observe.config import (
+    PostgresProfilingSettings,
+    PostgresSyncSettings,
+)
+from dagster_postgres_connection.observe.sync import PostgresSyncTarget
+from dagster_postgres_connection.observe.sync_job import build_observe_definitions
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
 
 
@@ -25,7 +32,18 @@ def build_connection_definitions(
     settings: PostgresConnectionSettings,
     snapshot: PostgresCatalogSnapshot,
     translator: DagsterPostgresTranslator,
+    *,
+    sync: PostgresSyncSettings | None = None,
+    profiling: PostgresProfilingSettings | None = None,
+    snapshot_path: Path | None = None,
+    no_snapshot_path_reason: str = "there is no snapshot file to refresh",
 ) -> Definitions:
+    """Assets, plus the sync job, its schedule, the `schema_unchanged` checks and the profile job.
+
+    Args:
+        snapshot_path: The snapshot file the sync job refreshes (None: it refreshes nothing,
+            for the reason given in `no_snapshot_path_reason`).
+    """
     log = get_dagster_logger()
     if snapshot.selection_fingerprint and snapshot.selection_fingerprint != selection_fingerprint(settings):
         log.warning(
@@ -40,4 +58,17 @@ def build_connection_definitions(
             f"({len(snapshot.relations())} relations read, {len(snapshot.skipped)} skipped): check "
             f"`databases` and `filters`, or run `dagster-postgres-connection preview`."
         )
-    return Definitions(assets=specs)
+    # build_asset_specs keeps the order of relation_props: pair them for each relation's key.
+    asset_keys = {
+        (props.database, props.schema, props.name): spec.key
+        for props, spec in zip(relation_props(snapshot, settings), specs, strict=True)
+    }
+    target = PostgresSyncTarget(
+        settings=settings,
+        sync=sync or PostgresSyncSettings(),
+        loaded_snapshot=snapshot,
+        asset_keys=asset_keys,
+        snapshot_path=snapshot_path,
+        no_snapshot_path_reason=no_snapshot_path_reason,
+    )
+    return Definitions.merge(Definitions(assets=specs), build_observe_definitions(target, profiling))

@@ -42,3 +42,7 @@ class PostgresCatalogReadError(PostgresConnectionError):
 
 class PostgresSnapshotError(PostgresConnectionError):
     """No snapshot, or a snapshot that is corrupt or was written by an incompatible version."""
+
+
+class PostgresSyncRefusedError(PostgresConnectionError):
+    """A sync saw too many relations vanish at once and kept the previous snapshot."""

@@ -2,10 +2,10 @@
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import Definitions, EnvVar
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -16,6 +16,10 @@ from dagster_postgres_connection.config import (
 )
 from dagster_postgres_connection.definitions import build_connection_definitions
 from dagster_postgres_connection.errors import PostgresConfigError
+from dagster_postgres_connection.observe.config import (
+    PostgresProfilingSettings,
+    PostgresSyncSettings,
+)
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
 
 
@@ -68,6 +72,7 @@ def build_postgres_connection_defs(
     filters: PostgresFilters | Mapping[str, Any] | None = None,
     translator: DagsterPostgresTranslator | None = None,
     snapshot_path: str | Path | None = None,
+    profiling: PostgresProfilingSettings | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Definitions:
     """Definitions with one asset per selected relation of a Postgres server.
@@ -80,8 +85,15 @@ def build_postgres_connection_defs(
         snapshot_path: Where to keep the catalog snapshot. When the file exists the catalog is
             loaded from it without contacting Postgres (re-sync with `dagster-postgres-connection
             sync`); when it is missing, or no path is given, the catalog is read at load.
+        profiling: A `PostgresProfilingSettings` or the YAML `profiling:` mapping: adds the
+            `<name>_profile` job.
         options: Other settings: `connect_timeout_seconds`, `statement_timeout_seconds`,
-            `lock_timeout_seconds`, `sslmode`, `sslrootcert`, `max_concurrent_connections`.
+            `lock_timeout_seconds`, `sslmode`, `sslrootcert`, `max_concurrent_connections`,
+            and those of the `<name>_sync` job (`PostgresSyncSettings`): `sync_schedule`,
+            `timezone`, `emit_materializations`, `unchanged_relations`,
+            `exact_row_count_threshold`, `mass_disappearance_threshold`,
+            `schema_check_severity`. The sync job refreshes `snapshot_path`; without one it
+            reports but remembers nothing between runs.
 
     Example:
         .. code-block:: python
@@ -98,10 +110,14 @@ def build_postgres_connection_defs(
                 snapshot_path="catalog_snapshot.json",
             )
     """
+    sync_options = {key: options.pop(key) for key in list(options) if key in PostgresSyncSettings.model_fields}
     settings = build_postgres_connection_settings(
         name=name, host=host, username=username, password=password, port=port,
         databases=databases, filters=filters, **options,
     )
+    sync = _validated(name, PostgresSyncSettings, sync_options)
+    if profiling is not None and not isinstance(profiling, PostgresProfilingSettings):
+        profiling = _validated(name, PostgresProfilingSettings, profiling, prefix="profiling.")
     path = Path(snapshot_path) if snapshot_path is not None else None
     if path is not None and path.exists():
         snapshot = load_snapshot(path)
@@ -109,4 +125,27 @@ def build_postgres_connection_defs(
         snapshot = read_catalog(settings)
         if path is not None:
             write_snapshot(snapshot, path)
-    return build_connection_definitions(settings, snapshot, translator or DagsterPostgresTranslator())
+    return build_connection_definitions(
+        settings,
+        snapshot,
+        translator or DagsterPostgresTranslator(),
+        sync=sync,
+        profiling=profiling,
+        snapshot_path=path,
+        no_snapshot_path_reason="`build_postgres_connection_defs` got no `snapshot_path`; give one to keep the catalog and statistics between syncs",
+    )
+
+
+_Settings = TypeVar("_Settings", bound=BaseModel)
+
+
+def _validated(name: str, model: type[_Settings], values: Mapping[str, Any], prefix: str = "") -> _Settings:
+    """`model(**values)`, with errors worded like those of the connection settings."""
+    try:
+        return model(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"`{prefix}{'.'.join(str(p) for p in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise PostgresConfigError(f"Invalid configuration of connection `{name}`: {problems}") from None

@@ -13,7 +13,7 @@ from dagster_shared.record import record
 from dagster_postgres_connection.catalog.models import PostgresRelationKind
 from dagster_postgres_connection.config import NameFilter, PostgresFilters
 
-FilterLevel = Literal["databases", "schemas", "tables", "views"]
+FilterLevel = Literal["databases", "schemas", "tables", "views", "profiling.relations"]
 
 # Never synced, whatever the filters say: Postgres' own catalogs and per-session schemas.
 _SYSTEM_SCHEMA = re.compile(r"^(pg_catalog|information_schema|pg_toast.*|pg_temp_\d+)$")
@@ -71,3 +71,10 @@ def select_relation(
     level: FilterLevel = "views" if kind.is_view else "tables"
     name_filter = filters.views if kind.is_view else filters.tables
     return _decide(level, name_filter, (name, f"{schema}.{name}", f"{database}.{schema}.{name}"))
+
+
+def select_for_profiling(
+    relations: NameFilter, database: str, schema: str, name: str
+) -> SelectionDecision:
+    """`profiling.relations` on `name`, `schema.name` or `database.schema.name`."""
+    return _decide("profiling.relations", relations, (name, f"{schema}.{name}", f"{database}.{schema}.{name}"))

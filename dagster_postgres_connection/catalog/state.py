@@ -25,7 +25,11 @@ REFRESH_HINT = (
 
 
 def write_snapshot(snapshot: PostgresCatalogSnapshot, path: Path) -> None:
-    payload = serialize_value(snapshot)
+    write_text_atomically(serialize_value(snapshot), path)
+
+
+def write_text_atomically(payload: str, path: Path) -> None:
+    """`path` holds either its old content or `payload`, never a truncated mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

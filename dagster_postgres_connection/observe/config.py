@@ -1,0 +1,137 @@
+"""Settings of the sync job (observations, schema checks) and of the opt-in profile job.
+
+Plain pydantic models shared by the YAML component and the Python factory, so validation and
+messages are written once, like `config.py` for the connection itself.
+"""
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dagster._utils.schedules import is_valid_cron_string
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dagster_postgres_connection.config import NameFilter
+
+# What a sync reports for a relation whose statistics did not change since the previous sync.
+UnchangedRelations = Literal["nothing", "observation"]
+SchemaCheckSeverity = Literal["WARN", "ERROR"]
+DistinctCount = Literal["sample", "pg_stats"]
+
+
+class PostgresProfilingSettings(BaseModel):
+    """Which relations the profile job reads, and how much of each it may read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    relations: NameFilter = Field(
+        default_factory=NameFilter,
+        description="Include/exclude regexes on `name`, `schema.name` or `database.schema.name` of the relations to profile. Empty include: every selected relation.",
+        examples=[{"include": ["public\\.(film|rental)"]}],
+    )
+    sample_percent: float = Field(
+        default=10.0,
+        description="`TABLESAMPLE SYSTEM` percentage for tables larger than `row_limit` rows (by the planner's estimate); smaller ones are read whole.",
+        examples=[1.0],
+    )
+    row_limit: int = Field(default=100_000, description="At most this many rows are profiled per relation.")
+    statement_timeout_seconds: int = Field(default=60, description="`statement_timeout` of each profiling query.")
+    distinct_count: DistinctCount = Field(
+        default="sample",
+        description="`sample`: exact `count(DISTINCT ...)` over the rows profiled; `pg_stats`: the planner's `n_distinct` (needs ANALYZE, costs nothing).",
+    )
+    profile_schedule: str | None = Field(
+        default=None,
+        description="Cron expression for the profile job; without it the job only runs when launched.",
+        examples=["0 3 * * 0"],
+    )
+
+    @field_validator("sample_percent")
+    @classmethod
+    def _valid_percent(cls, value: float) -> float:
+        if not 0 < value <= 100:
+            raise ValueError(f"`profiling.sample_percent` {value} must be in (0, 100], e.g. 1 or 10.")
+        return value
+
+    @field_validator("row_limit", "statement_timeout_seconds")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("`profiling.row_limit` and `profiling.statement_timeout_seconds` must be at least 1.")
+        return value
+
+    @field_validator("profile_schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return _check_cron(value, "profiling.profile_schedule")
+
+
+class PostgresSyncSettings(BaseModel):
+    """How the sync job reports on the connection's relations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sync_schedule: str | None = Field(
+        default=None,
+        description="Cron expression: run the sync job on this schedule. Without it the job exists but only runs when launched.",
+        examples=["*/30 * * * *"],
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone of `sync_schedule`.", examples=["Europe/Paris"])
+    emit_materializations: bool = Field(
+        default=False,
+        description="Report changed relations as materializations (for freshness policies and automation) instead of observations.",
+    )
+    unchanged_relations: UnchangedRelations = Field(
+        default="nothing",
+        description="What a relation whose data did not change reports: `nothing` (small event log) or a cheap `observation` repeating the last values.",
+    )
+    exact_row_count_threshold: int = Field(
+        default=1_000_000,
+        description="Changed tables whose planner estimate is below this are counted with `count(*)`; larger ones report the estimate.",
+    )
+    mass_disappearance_threshold: float = Field(
+        default=0.5,
+        description="Fail the sync, keeping the snapshot, when more than this share of relations vanished at once (revoked grants, wrong database). Force with run config `force: true`.",
+    )
+    schema_check_severity: SchemaCheckSeverity = Field(
+        default="WARN", description="Severity of a failed `schema_unchanged` check."
+    )
+
+    @field_validator("sync_schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return _check_cron(value, "sync_schedule")
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"`timezone` {value!r} is not an IANA time zone: use e.g. `UTC` or `Europe/Paris`."
+            ) from None
+        return value
+
+    @field_validator("exact_row_count_threshold")
+    @classmethod
+    def _non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("`exact_row_count_threshold` must be 0 (never count) or more.")
+        return value
+
+    @field_validator("mass_disappearance_threshold")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError(
+                f"`mass_disappearance_threshold` {value} must be a share in (0, 1], e.g. 0.5 for half."
+            )
+        return value
+
+
+def _check_cron(value: str | None, attribute: str) -> str | None:
+    if value is not None and not is_valid_cron_string(value):
+        raise ValueError(
+            f"`{attribute}` {value!r} is not a valid cron expression: use five fields, e.g. `*/30 * * * *`."
+        )
+    return value

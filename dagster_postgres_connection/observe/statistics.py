@@ -1,0 +1,201 @@
+"""Change detection from Postgres' own statistics, then exact numbers for what changed.
+
+Per database: one statement reads the counters of every selected table (`pg_stat_user_tables`
+inserts/updates/deletes, the relfilenodes, `pg_class.reltuples`); that statement takes no lock.
+Only relations whose counters moved (or that have no baseline yet) are then opened, each alone
+in its own short transaction under the session's `statement_timeout` and `lock_timeout`: exact
+size (`pg_total_relation_size`) and, when the planner estimates fewer rows than the threshold,
+`count(*)`. A relation another session holds locked is skipped with a warning after
+`lock_timeout` and keeps its previous statistics, so the next sync tries again.
+"""
+
+import time
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import get_dagster_logger
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from dagster_postgres_connection.catalog.connection import (
+    catalog_transaction,
+    create_catalog_engine,
+    describe_connection_error,
+)
+from dagster_postgres_connection.catalog.models import PostgresRelation, PostgresRelationKind
+from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.errors import PostgresUnreachableError
+from dagster_postgres_connection.observe import queries
+from dagster_postgres_connection.observe.state import PostgresRelationStatistics, RelationKey
+
+# SQLSTATEs of the timeouts we turn into "skipped" instead of failing the sync.
+_LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
+
+# Relations with storage of their own; views and foreign tables have no statistics to watch.
+MEASURED_KINDS = frozenset(
+    {PostgresRelationKind.TABLE, PostgresRelationKind.PARTITIONED_TABLE, PostgresRelationKind.MATERIALIZED_VIEW}
+)
+
+
+@dataclass(frozen=True)
+class StatisticsResult:
+    """The statistics of one sync, and which relations changed since the previous one."""
+
+    statistics: Mapping[RelationKey, PostgresRelationStatistics]
+    changed: frozenset[RelationKey]
+    skipped: Mapping[RelationKey, str]  # relation -> why its exact numbers could not be read
+    statement_count: int
+
+
+def read_statistics(
+    settings: PostgresConnectionSettings,
+    relations: Sequence[PostgresRelation],
+    previous: Mapping[RelationKey, PostgresRelationStatistics],
+    *,
+    exact_row_count_threshold: int,
+    created: Collection[RelationKey] = (),
+    now: float | None = None,
+) -> StatisticsResult:
+    """Statistics of the tables, partitioned tables and materialized views among `relations`.
+
+    A relation with no previous statistics gets a baseline: measured, but not "changed".
+    After a statistics reset (`pg_stat_reset`) with the same relfilenodes, the data may or may
+    not have changed: it is measured again and not claimed as changed either.
+
+    Args:
+        previous: The last sync's statistics by relation; empty on the first sync.
+        exact_row_count_threshold: Count rows exactly below this planner estimate.
+        created: Relations created since the previous sync: their first measure is a change.
+    """
+    now = time.time() if now is None else now
+    statistics: dict[RelationKey, PostgresRelationStatistics] = {}
+    changed: set[RelationKey] = set()
+    skipped: dict[RelationKey, str] = {}
+    statements = 0
+    selected_by_database: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for relation in relations:
+        if relation.kind in MEASURED_KINDS:
+            selected_by_database[relation.database].add((relation.schema, relation.name))
+    for database, selected in sorted(selected_by_database.items()):
+        schemas = sorted({schema for schema, _ in selected})
+        engine, counter = create_catalog_engine(settings, database)
+        try:
+            with catalog_transaction(engine, settings, database) as conn:
+                rows = conn.execute(queries.RELATION_STATISTICS, {"schemas": schemas}).all()
+            to_measure = []
+            for row in rows:
+                key = (database, row.schema, row.name)
+                before = previous.get(key)
+                if (row.schema, row.name) not in selected:
+                    continue
+                if before is not None and not _moved(before, row):
+                    statistics[key] = before
+                else:
+                    to_measure.append(row)
+            if to_measure:
+                with _connect(engine, settings, database) as conn:
+                    for row in to_measure:
+                        key = (database, row.schema, row.name)
+                        before = previous.get(key)
+                        try:
+                            measured = _measure(conn, row, exact_row_count_threshold)
+                        except _Skipped as skip:
+                            skipped[key] = skip.reason
+                            get_dagster_logger().warning(
+                                f"Skipping `{'.'.join(key)}` this sync: {skip.reason}"
+                            )
+                            if before is not None:
+                                statistics[key] = before
+                            continue
+                        is_change = key in created if before is None else not _only_reset(before, row)
+                        if is_change:
+                            changed.add(key)
+                        statistics[key] = PostgresRelationStatistics(
+                            database=database,
+                            schema=row.schema,
+                            name=row.name,
+                            oid=row.oid,
+                            changes=row.changes,
+                            storage=row.storage,
+                            stats_reset=_timestamp(row.stats_reset),
+                            row_count=measured.row_count,
+                            row_count_is_exact=measured.exact,
+                            size_bytes=measured.size_bytes,
+                            last_changed_at=now if is_change else (before.last_changed_at if before else None),
+                            observed_at=now,
+                        )
+            statements += counter.count
+        finally:
+            engine.dispose()
+    return StatisticsResult(
+        statistics=statistics, changed=frozenset(changed), skipped=skipped, statement_count=statements
+    )
+
+
+@dataclass(frozen=True)
+class _Measured:
+    size_bytes: int
+    row_count: int | None
+    exact: bool
+
+
+class _Skipped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _measure(conn: Connection, row: Any, threshold: int) -> _Measured:
+    """Exact size, and exact count below the threshold, in one short transaction."""
+    estimate = row.row_estimate if row.row_estimate is not None else row.live_tuples
+    exact = bool(row.populated) and estimate is not None and estimate < threshold
+    try:
+        with conn.begin():
+            size = conn.execute(queries.TOTAL_SIZE, {"oid": row.oid}).scalar_one()
+            row_count = conn.execute(queries.exact_row_count(row.schema, row.name)).scalar_one() if exact else estimate
+    except DBAPIError as error:
+        code = getattr(error.orig, "pgcode", None)
+        if code == _LOCK_NOT_AVAILABLE:
+            raise _Skipped(
+                "another session holds a lock on it (`lock_timeout_seconds` reached); its previous "
+                "statistics are kept and it is read again at the next sync"
+            ) from None
+        if code == _QUERY_CANCELED:
+            raise _Skipped(
+                "measuring it exceeded `statement_timeout_seconds`; raise that or lower "
+                "`exact_row_count_threshold`"
+            ) from None
+        raise
+    return _Measured(size_bytes=size, row_count=row_count, exact=exact)
+
+
+def _moved(before: PostgresRelationStatistics, row: Any) -> bool:
+    return (
+        before.oid != row.oid
+        or before.storage != row.storage
+        or before.changes != row.changes
+        or before.stats_reset != _timestamp(row.stats_reset)
+    )
+
+
+def _only_reset(before: PostgresRelationStatistics, row: Any) -> bool:
+    """The statistics were reset but the files are the same: the data may not have changed."""
+    return (
+        before.stats_reset != _timestamp(row.stats_reset)
+        and before.oid == row.oid
+        and before.storage == row.storage
+    )
+
+
+def _timestamp(value: Any) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _connect(engine: Engine, settings: PostgresConnectionSettings, database: str) -> Connection:
+    try:
+        return engine.connect()
+    except (OperationalError, DBAPIError) as error:
+        raise PostgresUnreachableError(describe_connection_error(error, settings, database)) from None

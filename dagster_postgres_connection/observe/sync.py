@@ -1,0 +1,243 @@
+"""One sync: re-read the catalog, compare, measure what changed, report, and keep the result.
+
+Order matters. Everything is read and compared before anything is reported or written, so a
+refused sync (mass disappearance) changes nothing. Events are yielded before the snapshot and
+statistics are written: if writing fails, the next sync reports the same changes again rather
+than never.
+"""
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    DagsterInstance,
+    MetadataValue,
+    Output,
+    get_dagster_logger,
+)
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster_shared.record import copy
+
+from dagster_postgres_connection.assets import relation_props
+from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot, PostgresRelation
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.errors import PostgresSyncRefusedError
+from dagster_postgres_connection.observe.config import PostgresSyncSettings
+from dagster_postgres_connection.observe.events import (
+    SCHEMA_CHECK_NAME,
+    data_event,
+    schema_check_outcome,
+)
+from dagster_postgres_connection.observe.schema_changes import CatalogDiff, diff_catalogs
+from dagster_postgres_connection.observe.state import (
+    PostgresSyncStatistics,
+    RelationKey,
+    load_statistics,
+    statistics_path,
+    write_statistics,
+)
+from dagster_postgres_connection.observe.statistics import read_statistics
+
+SyncEvent = AssetObservation | AssetMaterialization | AssetCheckEvaluation | Output
+
+# Check keys per query when asking the instance for the latest check executions.
+_CHECK_STATUS_BATCH = 500
+
+
+@dataclass(frozen=True)
+class PostgresSyncTarget:
+    """What a connection's sync job works on, fixed when the code location loads.
+
+    Args:
+        snapshot_path: The snapshot file the code location loads from, rewritten by each sync
+            (statistics go beside it). None when there is no local file to refresh (a component
+            whose `defs_state` is not LOCAL_FILESYSTEM, a factory without `snapshot_path`):
+            then the sync reports, compares with the loaded snapshot, and keeps nothing.
+        asset_keys: The asset key of each relation that is an asset in this code location.
+    """
+
+    settings: PostgresConnectionSettings
+    sync: PostgresSyncSettings
+    loaded_snapshot: PostgresCatalogSnapshot
+    asset_keys: Mapping[RelationKey, AssetKey]
+    snapshot_path: Path | None
+    no_snapshot_path_reason: str = ""
+
+    @property
+    def severity(self) -> AssetCheckSeverity:
+        return AssetCheckSeverity(self.sync.schema_check_severity)
+
+    def previous_snapshot(self) -> PostgresCatalogSnapshot:
+        """The last sync's snapshot: the file when there is one, else what was loaded."""
+        if self.snapshot_path is not None and self.snapshot_path.exists():
+            return load_snapshot(self.snapshot_path)
+        return self.loaded_snapshot
+
+
+def selected_relations(
+    snapshot: PostgresCatalogSnapshot, settings: PostgresConnectionSettings
+) -> dict[RelationKey, PostgresRelation]:
+    """The relations the configuration makes assets of, by `(database, schema, name)`."""
+    return {
+        (props.database, props.schema, props.name): props.relation
+        for props in relation_props(snapshot, settings)
+    }
+
+
+def compare_catalogs(
+    target: PostgresSyncTarget,
+    before: Mapping[RelationKey, PostgresRelation],
+    after: Mapping[RelationKey, PostgresRelation],
+    *,
+    force: bool,
+) -> CatalogDiff:
+    """The diff, or `PostgresSyncRefusedError` when too many relations vanished at once."""
+    diff = diff_catalogs(before, after)
+    threshold = target.sync.mass_disappearance_threshold
+    if before and len(diff.dropped) / len(before) > threshold:
+        message = (
+            f"Sync of connection `{target.settings.name}`: {len(diff.dropped)} of {len(before)} "
+            f"relations ({len(diff.dropped) / len(before):.0%}) vanished since the previous sync, "
+            f"more than `mass_disappearance_threshold` ({threshold:.0%}); e.g. "
+            + ", ".join(f"`{'.'.join(key)}`" for key in diff.dropped[:5])
+            + ". This usually means revoked privileges, a wrong database or a failed restore"
+        )
+        if not force:
+            raise PostgresSyncRefusedError(
+                f"{message}. The snapshot was kept. If the drop is intended, launch the job "
+                f"with run config `ops: {{{sync_job_name(target.settings.name)}: {{config: {{force: true}}}}}}`."
+            )
+        get_dagster_logger().warning(f"{message}; forced, so the snapshot is replaced.")
+    return diff
+
+
+def sync_job_name(connection_name: str) -> str:
+    """`<connection>_sync`: the name of the sync job and of its one op."""
+    return f"{connection_name}_sync"
+
+
+def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bool = False) -> Iterator[SyncEvent]:
+    """Everything one sync run reports, in order; writes the snapshot and statistics last."""
+    log = get_dagster_logger()
+    started = time.perf_counter()
+    now = time.time()
+    before = selected_relations(target.previous_snapshot(), target.settings)
+    current = read_catalog(target.settings)
+    relations = selected_relations(current, target.settings)
+    diff = compare_catalogs(target, before, relations, force=force)
+    previous_statistics = (
+        load_statistics(statistics_path(target.snapshot_path)) if target.snapshot_path is not None else None
+    )
+    measured = read_statistics(
+        target.settings,
+        list(relations.values()),
+        previous_statistics.by_key() if previous_statistics else {},
+        exact_row_count_threshold=target.sync.exact_row_count_threshold,
+        created=diff.created if previous_statistics else (),
+        now=now,
+    )
+
+    statistics = dict(measured.statistics)
+    data_events = 0
+    for key, stats in measured.statistics.items():
+        asset_key = target.asset_keys.get(key)
+        if asset_key is None:
+            continue  # not an asset in this code location (yet): reported after the next reload
+        changed = key in measured.changed
+        if changed or not stats.reported:
+            yield data_event(asset_key, stats, data_changed=changed, materialize=target.sync.emit_materializations)
+            statistics[key] = copy(stats, reported=True)
+            data_events += 1
+        elif target.sync.unchanged_relations == "observation":
+            yield data_event(asset_key, stats, data_changed=False, materialize=False)
+            data_events += 1
+
+    check_events = list(_schema_check_evaluations(target, instance, before, relations, diff))
+    yield from check_events
+
+    for old, new in diff.renamed.items():
+        log.info(f"Relation `{'.'.join(old)}` was renamed to `{'.'.join(new)}`.")
+    for key in diff.created:
+        log.info(f"New relation `{'.'.join(key)}`: its asset appears at the next code location reload.")
+    for key in diff.dropped:
+        log.warning(f"Relation `{'.'.join(key)}` is gone: its asset goes away at the next code location reload.")
+
+    if target.snapshot_path is not None:
+        write_snapshot(current, target.snapshot_path)
+        write_statistics(
+            PostgresSyncStatistics(
+                connection_name=target.settings.name, captured_at=now, relations=list(statistics.values())
+            ),
+            statistics_path(target.snapshot_path),
+        )
+        kept = f"snapshot and statistics written to `{target.snapshot_path}`"
+    else:
+        kept = f"nothing kept: {target.no_snapshot_path_reason}"
+        log.warning(f"Sync of connection `{target.settings.name}`: {kept}.")
+
+    yield Output(
+        None,
+        metadata={
+            **diff.summary_metadata(),
+            "relations": MetadataValue.int(len(relations)),
+            "relations_with_changed_data": MetadataValue.int(len(measured.changed)),
+            "relations_skipped": MetadataValue.json({".".join(k): why for k, why in measured.skipped.items()}),
+            "data_events": MetadataValue.int(data_events),
+            "schema_check_events": MetadataValue.int(len(check_events)),
+            "statements": MetadataValue.int(current.statement_count + measured.statement_count),
+            "seconds": MetadataValue.float(round(time.perf_counter() - started, 3)),
+            "state": MetadataValue.text(kept),
+        },
+    )
+
+
+def _schema_check_evaluations(
+    target: PostgresSyncTarget,
+    instance: DagsterInstance,
+    before: Mapping[RelationKey, PostgresRelation],
+    after: Mapping[RelationKey, PostgresRelation],
+    diff: CatalogDiff,
+) -> Iterator[AssetCheckEvaluation]:
+    """A failing result for each relation that changed shape or vanished; a passing one only
+    where the latest recorded result was not already a pass (keeps the event log small)."""
+    outcomes = {
+        key: schema_check_outcome(
+            before.get(key),
+            after.get(key),
+            renamed_to=".".join(diff.renamed[key]) if key in diff.renamed else None,
+        )
+        for key in target.asset_keys
+    }
+    passing = [target.asset_keys[key] for key, outcome in outcomes.items() if outcome.passed]
+    already_passing = latest_passing_checks(instance, passing)
+    for key, outcome in outcomes.items():
+        asset_key = target.asset_keys[key]
+        if outcome.passed and asset_key in already_passing:
+            continue
+        yield outcome.to_evaluation(asset_key, target.severity)
+
+
+def latest_passing_checks(instance: DagsterInstance, asset_keys: Sequence[AssetKey]) -> set[AssetKey]:
+    """Assets whose latest `schema_unchanged` execution succeeded, in a few batched queries."""
+    passing: set[AssetKey] = set()
+    check_keys = [AssetCheckKey(asset_key, SCHEMA_CHECK_NAME) for asset_key in asset_keys]
+    for start in range(0, len(check_keys), _CHECK_STATUS_BATCH):
+        records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            check_keys[start : start + _CHECK_STATUS_BATCH]
+        )
+        passing.update(
+            key.asset_key
+            for key, record in records.items()
+            if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+        )
+    return passing

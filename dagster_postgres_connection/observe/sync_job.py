@@ -1,0 +1,143 @@
+"""The Dagster side of keeping a connection alive: the sync job, its schedule, the
+`schema_unchanged` checks and (opt-in) the profile job.
+
+Why a plain op job and not an asset job over the checks: an asset job plans every selected
+check, so each run would write three events per asset (planned, output, evaluation) even when
+nothing changed. The sync op instead reports only what moved: observations of changed data and
+check evaluations whose verdict changed. The checks are still declared (a `multi_asset_check`),
+so they show on every asset and can be executed from the UI, which compares the live catalog
+with the last snapshot without writing anything.
+"""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSpec,
+    Config,
+    DefaultScheduleStatus,
+    Definitions,
+    JobDefinition,
+    Nothing,
+    OpExecutionContext,
+    Out,
+    ScheduleDefinition,
+    job,
+    multi_asset_check,
+    op,
+)
+from pydantic import Field
+
+from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.observe.config import PostgresProfilingSettings
+from dagster_postgres_connection.observe.events import SCHEMA_CHECK_NAME, schema_check_outcome
+from dagster_postgres_connection.observe.profiling import build_profile_definitions
+from dagster_postgres_connection.observe.schema_changes import diff_catalogs
+from dagster_postgres_connection.observe.sync import (
+    PostgresSyncTarget,
+    run_sync,
+    selected_relations,
+    sync_job_name,
+)
+
+
+class PostgresSyncConfig(Config):
+    """Run config of the sync op: `ops: {<name>_sync: {config: {force: true}}}`."""
+
+    force: bool = Field(
+        default=False,
+        description="Replace the snapshot even when more than `mass_disappearance_threshold` of the relations vanished.",
+    )
+
+
+def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
+    name = target.settings.name
+
+    @op(
+        name=sync_job_name(name),  # the op and its job share the name
+        out=Out(Nothing, description="Run-level summary: relations created/dropped/renamed, counts, seconds."),
+        description=f"Re-reads the catalog of connection `{name}`, reports changed relations and schema checks, and refreshes its snapshot.",
+        tags={"dagster/kind/postgres": ""},
+    )
+    def _sync(context: OpExecutionContext, config: PostgresSyncConfig) -> Iterator[object]:
+        yield from run_sync(target, instance=context.instance, force=config.force)
+
+    @job(
+        name=sync_job_name(name),
+        description=(
+            f"Sync of Postgres connection `{name}`: row counts, sizes and last-update times of the "
+            f"relations whose data changed, `schema_unchanged` checks, and a refreshed catalog snapshot "
+            f"(new and removed relations show after the next code location reload)."
+        ),
+        tags={"dagster/kind/postgres": ""},
+    )
+    def _job() -> None:
+        _sync()
+
+    return _job
+
+
+def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | None:
+    """One `schema_unchanged` check per asset, all in one multi-asset check (None without assets)."""
+    if not target.asset_keys:
+        return None
+    specs = [
+        AssetCheckSpec(
+            SCHEMA_CHECK_NAME,
+            asset=asset_key,
+            description="Fails when the relation's columns, types, nullability, keys or comments changed, or it vanished, since the previous sync.",
+        )
+        for asset_key in target.asset_keys.values()
+    ]
+
+    @multi_asset_check(
+        specs=specs,
+        name=f"{target.settings.name}_schema_unchanged",
+        can_subset=True,
+        description="Compares the live catalog with the last snapshot; writes nothing (the sync job does).",
+    )
+    def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        selected = context.selected_asset_check_keys
+        before = selected_relations(target.previous_snapshot(), target.settings)
+        after = selected_relations(read_catalog(target.settings), target.settings)
+        diff = diff_catalogs(before, after)
+        for key, asset_key in target.asset_keys.items():
+            if AssetCheckKey(asset_key, SCHEMA_CHECK_NAME) not in selected:
+                continue
+            renamed = ".".join(diff.renamed[key]) if key in diff.renamed else None
+            outcome = schema_check_outcome(before.get(key), after.get(key), renamed_to=renamed)
+            yield outcome.to_result(asset_key, target.severity)
+
+    return _checks
+
+
+def build_observe_definitions(
+    target: PostgresSyncTarget, profiling: PostgresProfilingSettings | None = None
+) -> Definitions:
+    """The sync job (always), its schedule (with `sync_schedule`), the schema checks, and the
+    profile job (only with `profiling`)."""
+    sync_job = build_sync_job(target)
+    schedules: list[ScheduleDefinition] = []
+    if target.sync.sync_schedule:
+        schedules.append(
+            ScheduleDefinition(
+                name=f"{sync_job.name}_schedule",
+                job=sync_job,
+                cron_schedule=target.sync.sync_schedule,
+                execution_timezone=target.sync.timezone,
+                # Writing `sync_schedule` in the configuration is the request to run it.
+                default_status=DefaultScheduleStatus.RUNNING,
+                description=f"Syncs connection `{target.settings.name}` on `{target.sync.sync_schedule}` ({target.sync.timezone}).",
+            )
+        )
+    checks = build_schema_checks(target)
+    definitions = Definitions(
+        jobs=[sync_job], schedules=schedules, asset_checks=[checks] if checks is not None else []
+    )
+    if profiling is None:
+        return definitions
+    return Definitions.merge(definitions, build_profile_definitions(target, profiling))
+
