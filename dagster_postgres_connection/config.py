@@ -44,6 +44,17 @@ def validate_port(port: int) -> int:
     return port
 
 
+def validate_owners_by_role(owners_by_role: Mapping[str, str]) -> dict[str, str]:
+    """Each value must be a Dagster owner: an email address or `team:<name>`."""
+    for role, owner in owners_by_role.items():
+        if not (owner.startswith("team:") or "@" in owner):
+            raise ValueError(
+                f"`owners_by_role.{role}` is {owner!r}: a Dagster owner is an email address or "
+                f"`team:<name>`, e.g. `{role}: team:{role}`."
+            )
+    return dict(owners_by_role)
+
+
 class NameFilter(BaseModel):
     """Include/exclude lists of Python regular expressions for one level of the catalog.
 
@@ -181,13 +192,7 @@ class PostgresConnectionSettings(BaseModel):
     @field_validator("owners_by_role")
     @classmethod
     def _dagster_owners(cls, owners_by_role: Mapping[str, str]) -> Mapping[str, str]:
-        for role, owner in owners_by_role.items():
-            if not (owner.startswith("team:") or "@" in owner):
-                raise ValueError(
-                    f"`owners_by_role.{role}` is {owner!r}: a Dagster owner is an email address or "
-                    f"`team:<name>`, e.g. `{role}: team:{role}`."
-                )
-        return dict(owners_by_role)
+        return validate_owners_by_role(owners_by_role)
 
     @model_validator(mode="after")
     def _positive_limits(self) -> "PostgresConnectionSettings":

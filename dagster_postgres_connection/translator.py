@@ -213,13 +213,15 @@ class DagsterPostgresTranslator:
     def get_column_lineage(self, props: PostgresRelationProps) -> TableColumnLineage | None:
         """`dagster/column_lineage` of a view: each output column from its input columns."""
         deps_by_column = {
-            lineage.column: [
-                TableColumnDep(
-                    asset_key=self.get_upstream_asset_key(props, props.resolve(source.relation)),
-                    column_name=source.column,
+            lineage.column: list(
+                dict.fromkeys(  # two partitions of one root are one input once rolled up
+                    TableColumnDep(
+                        asset_key=self.get_upstream_asset_key(props, props.resolve(source.relation)),
+                        column_name=source.column,
+                    )
+                    for source in lineage.inputs
                 )
-                for source in lineage.inputs
-            ]
+            )
             for lineage in props.relation.column_lineage
         }
         return TableColumnLineage(deps_by_column=deps_by_column) if deps_by_column else None
