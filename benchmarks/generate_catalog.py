@@ -675,17 +675,17 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield seq[i : i + size]
 
 
-def _engine(url_or_engine: str | sa.Engine) -> tuple[sa.Engine, bool]:
+def _engine(url_or_engine: str | sa.URL | sa.Engine) -> tuple[sa.Engine, bool]:
     if isinstance(url_or_engine, sa.Engine):
         return url_or_engine, False
     url = url_or_engine
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]  # plain libpq URL
     return sa.create_engine(url, poolclass=sa.pool.NullPool), True
 
 
 @contextmanager
-def autocommit_connection(url_or_engine: str | sa.Engine) -> Iterator[Any]:
+def autocommit_connection(url_or_engine: str | sa.URL | sa.Engine) -> Iterator[Any]:
     """The driver's own connection in autocommit mode, so that each multi-statement string
     is its own implicit transaction (and commits), whatever pool the engine has."""
     engine, own = _engine(url_or_engine)
@@ -716,7 +716,7 @@ def existing_generated_schemas(conn: Any) -> list[str]:
     return [r[0] for r in cur.fetchall()]
 
 
-def drop_generated(url_or_engine: str | sa.Engine) -> int:
+def drop_generated(url_or_engine: str | sa.URL | sa.Engine) -> int:
     """Drop every schema made by this generator (and the FDW); returns how many schemas."""
     with autocommit_connection(url_or_engine) as raw:
         names = existing_generated_schemas(raw)
@@ -745,7 +745,7 @@ def drop_generated(url_or_engine: str | sa.Engine) -> int:
 
 
 def generate_catalog(
-    url_or_engine: str | sa.Engine,
+    url_or_engine: str | sa.URL | sa.Engine,
     *,
     tables: int = 10_000,
     schemas: int = 50,
