@@ -152,25 +152,28 @@ def diff_catalogs(
 ) -> CatalogDiff:
     """Compare two catalogs (relations by `(database, schema, name)`).
 
-    A dropped and a created relation are a rename when they have the same oid (known for
-    tables from the sync statistics), or else when they are the only pair in their database
-    with the same kind and the same columns and types.
+    A dropped and a created relation are a rename when they have the same oid in the same
+    database (oids are known for tables from the sync statistics). Relations without a known
+    oid (views, or the first sync) fall back to a heuristic: they are a rename when they are
+    the only such pair in their database with the same kind and the same columns and types.
     """
+    previous_oids = previous_oids or {}
+    current_oids = current_oids or {}
     gone = [key for key in previous if key not in current]
     new = [key for key in current if key not in previous]
     renamed: dict[RelationKey, RelationKey] = {}
-    new_by_oid = {current_oids[key]: key for key in new if current_oids and key in current_oids}
+    new_by_oid = {(key[0], current_oids[key]): key for key in new if key in current_oids}
     for key in gone:
-        oid = (previous_oids or {}).get(key)
-        if oid is not None and new_by_oid.get(oid) is not None and new_by_oid[oid][0] == key[0]:
-            renamed[key] = new_by_oid[oid]
+        match = new_by_oid.get((key[0], previous_oids[key])) if key in previous_oids else None
+        if match is not None:
+            renamed[key] = match
     candidates: dict[tuple[object, ...], list[RelationKey]] = defaultdict(list)
     for key in new:
-        if key not in renamed.values():
+        if key not in current_oids:
             candidates[_shape(key, current[key])].append(key)
     gone_by_shape: dict[tuple[object, ...], list[RelationKey]] = defaultdict(list)
     for key in gone:
-        if key not in renamed:
+        if key not in previous_oids:
             gone_by_shape[_shape(key, previous[key])].append(key)
     for shape, old_keys in gone_by_shape.items():
         if len(old_keys) == 1 and len(candidates.get(shape, ())) == 1:

@@ -1,4 +1,4 @@
-"""One sync: re-read the catalog, compare, measure what changed, report, and keep the result.
+"""One sync: re-read the catalog, measure what changed, compare, report, and keep the result.
 
 Order matters. Everything is read and compared before anything is reported or written, so a
 refused sync (mass disappearance) changes nothing. Events are yielded before the snapshot and
@@ -99,10 +99,12 @@ def compare_catalogs(
     before: Mapping[RelationKey, PostgresRelation],
     after: Mapping[RelationKey, PostgresRelation],
     *,
+    previous_oids: Mapping[RelationKey, int],
+    current_oids: Mapping[RelationKey, int],
     force: bool,
 ) -> CatalogDiff:
     """The diff, or `PostgresSyncRefusedError` when too many relations vanished at once."""
-    diff = diff_catalogs(before, after)
+    diff = diff_catalogs(before, after, previous_oids=previous_oids, current_oids=current_oids)
     threshold = target.sync.mass_disappearance_threshold
     if before and len(diff.dropped) / len(before) > threshold:
         message = (
@@ -134,17 +136,27 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
     before = selected_relations(target.previous_snapshot(), target.settings)
     current = read_catalog(target.settings)
     relations = selected_relations(current, target.settings)
-    diff = compare_catalogs(target, before, relations, force=force)
     previous_statistics = (
         load_statistics(statistics_path(target.snapshot_path)) if target.snapshot_path is not None else None
     )
+    previous_by_key = previous_statistics.by_key() if previous_statistics else {}
     measured = read_statistics(
         target.settings,
         list(relations.values()),
-        previous_statistics.by_key() if previous_statistics else {},
+        previous_by_key,
         exact_row_count_threshold=target.sync.exact_row_count_threshold,
-        created=diff.created if previous_statistics else (),
+        # Without a baseline every relation is new to us; with one, a new name is new data.
+        created=[key for key in relations if key not in before] if previous_statistics else (),
         now=now,
+    )
+    # Oids tell renamed tables from dropped + created ones.
+    diff = compare_catalogs(
+        target,
+        before,
+        relations,
+        previous_oids={key: stats.oid for key, stats in previous_by_key.items()},
+        current_oids={key: stats.oid for key, stats in measured.statistics.items()},
+        force=force,
     )
 
     statistics = dict(measured.statistics)

@@ -1,0 +1,144 @@
+"""Schema-change detection: exact diffs in `schema_unchanged`, run-level created/dropped/renamed,
+and the mass-disappearance guard."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_postgres_connection.catalog.state import load_snapshot
+from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection_tests.observe.conftest import (
+    SYNC_JOB,
+    build_defs,
+    check_evaluations,
+    run_job,
+    summary,
+)
+from dagster_postgres_connection_tests.utils import PgTarget
+
+WIDGETS = """
+CREATE SCHEMA shop;
+GRANT USAGE ON SCHEMA shop TO dagster_reader;
+ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON TABLES TO dagster_reader;
+CREATE TABLE shop.widgets (id integer PRIMARY KEY, name text NOT NULL, price integer, legacy text);
+COMMENT ON COLUMN shop.widgets.price IS 'in cents';
+"""
+
+
+def shop_defs(db: PgTarget, snapshot: Path, **options: object) -> dg.Definitions:
+    return build_defs(db, snapshot, filters={"schemas": {"include": ["shop"]}}, **options)
+
+
+def test_alter_table_fails_the_check_with_exactly_that_diff(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    pagila_server.execute(WIDGETS, db.database)
+    defs = shop_defs(db, tmp_path / "snapshot", schema_check_severity="ERROR")
+    first = run_job(defs, instance)
+    assert first.success and check_evaluations(first)["widgets"].passed
+
+    pagila_server.execute(
+        "ALTER TABLE shop.widgets ADD COLUMN color text;"
+        " ALTER TABLE shop.widgets ALTER COLUMN price TYPE numeric(10, 2);"
+        " ALTER TABLE shop.widgets DROP COLUMN legacy;"
+        " ALTER TABLE shop.widgets ALTER COLUMN name DROP NOT NULL;"
+        " ALTER TABLE shop.widgets ADD CONSTRAINT widgets_name_key UNIQUE (name);"
+        " COMMENT ON COLUMN shop.widgets.price IS 'in euros'",
+        db.database,
+    )
+    result = run_job(defs, instance)
+    assert result.success  # a failed check is reported, not a failed run
+    check = check_evaluations(result)["widgets"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    metadata = {key: value.value for key, value in check.metadata.items()}
+    assert metadata == {
+        "columns_added": {"color": "text"},
+        "columns_removed": {"legacy": "text"},
+        "types_changed": {"price": "integer -> numeric(10,2)"},
+        "nullability_changed": {"name": "NOT NULL -> NULL"},
+        "comments_changed": {"price": "'in cents' -> 'in euros'"},
+        "keys_changed": ["unique (name) added"],
+    }
+    assert "column `color` added (text)" in (check.description or "")
+
+    # The snapshot now holds the new shape: the next sync passes again.
+    again = run_job(defs, instance)
+    assert check_evaluations(again)["widgets"].passed
+
+
+def test_unchanged_schema_reports_no_new_check_result(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    pagila_server.execute(WIDGETS, db.database)
+    defs = shop_defs(db, tmp_path / "snapshot")
+    assert check_evaluations(run_job(defs, instance))
+    assert check_evaluations(run_job(defs, instance)) == {}
+
+
+def test_relations_created_dropped_renamed_are_reported_per_run(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    pagila_server.execute(
+        WIDGETS + "CREATE TABLE shop.gadgets (id int); CREATE TABLE shop.gizmos (id int, size real);"
+        " CREATE TABLE shop.orders (id int, widget_id int);",
+        db.database,
+    )
+    snapshot = tmp_path / "snapshot"
+    defs = shop_defs(db, snapshot)
+    assert run_job(defs, instance).success
+    pagila_server.execute(
+        "DROP TABLE shop.gadgets; ALTER TABLE shop.gizmos RENAME TO doohickeys;"
+        " CREATE TABLE shop.invoices (id int)",
+        db.database,
+    )
+    result = run_job(defs, instance)
+    assert result.success
+    assert summary(result)["relations_created"] == [f"{db.database}.shop.invoices"]
+    assert summary(result)["relations_dropped"] == [f"{db.database}.shop.gadgets"]
+    assert summary(result)["relations_renamed"] == {
+        f"{db.database}.shop.gizmos": f"{db.database}.shop.doohickeys"
+    }
+    checks = check_evaluations(result)
+    assert not checks["gadgets"].passed and checks["gadgets"].metadata["dropped"].value is True
+    assert checks["gizmos"].metadata["renamed_to"].value == f"{db.database}.shop.doohickeys"
+    assert set(load_snapshot(snapshot).relations_by_key()) == {
+        (db.database, "shop", name) for name in ("widgets", "doohickeys", "orders", "invoices")
+    }
+
+
+def test_mass_disappearance_refuses_without_force(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    pagila_server.execute(
+        WIDGETS + "".join(f"CREATE TABLE shop.t{i} (id int);" for i in range(9)), db.database
+    )
+    snapshot = tmp_path / "snapshot"
+    defs = shop_defs(db, snapshot)
+    assert run_job(defs, instance).success
+    before = snapshot.read_bytes()
+    pagila_server.execute("".join(f"DROP TABLE shop.t{i};" for i in range(8)), db.database)
+
+    refused = run_job(defs, instance)
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    assert "8 of 10 relations (80%) vanished" in message
+    assert "`mass_disappearance_threshold` (50%)" in message
+    assert f"ops: {{{SYNC_JOB}: {{config: {{force: true}}}}}}" in message
+    assert snapshot.read_bytes() == before  # the snapshot was kept
+    assert not refused.get_asset_check_evaluations()
+
+    forced = run_job(defs, instance, force=True)
+    assert forced.success
+    assert len(load_snapshot(snapshot).relations()) == 2
+
+
+def test_a_higher_threshold_lets_the_sync_through(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    pagila_server.execute(WIDGETS + "CREATE TABLE shop.t0 (id int);", db.database)
+    defs = shop_defs(db, tmp_path / "snapshot", mass_disappearance_threshold=0.9)
+    assert run_job(defs, instance).success
+    pagila_server.execute("DROP TABLE shop.t0", db.database)  # 50% of 2
+    assert run_job(defs, instance).success
