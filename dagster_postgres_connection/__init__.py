@@ -42,6 +42,9 @@ from dagster_postgres_connection.errors import (
 from dagster_postgres_connection.factory import (
     build_postgres_connection_defs as build_postgres_connection_defs,
 )
+from dagster_postgres_connection.linking import (
+    link_to_existing_assets as link_to_existing_assets,
+)
 from dagster_postgres_connection.translator import (
     DagsterPostgresTranslator as DagsterPostgresTranslator,
 )

@@ -121,4 +121,18 @@ def link_to_existing_assets(defs: Definitions) -> Definitions:
         for asset in assets
         if not (isinstance(asset, AssetSpec) and asset.key in key_map)
     ]
-    return replace(defs, assets=linked)
+    return replace(defs, assets=linked, asset_checks=_without_checks_on(defs.asset_checks or [], key_map.keys()))
+
+
+def _without_checks_on(checks_defs: Iterable[AssetsDefinition], dropped: Iterable[AssetKey]) -> list[AssetsDefinition]:
+    """Checks of the connection (e.g. `schema_unchanged`) on dropped assets are subset away:
+    the producing asset owns that table now, and a check on a missing key would bring it back."""
+    dropped = set(dropped)
+    kept_defs = []
+    for checks_def in checks_defs:
+        kept = {key for key in checks_def.check_keys if key.asset_key not in dropped}
+        if kept == checks_def.check_keys:
+            kept_defs.append(checks_def)
+        elif kept:
+            kept_defs.append(checks_def.subset_for(set(), kept))
+    return kept_defs
