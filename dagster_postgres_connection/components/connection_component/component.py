@@ -43,6 +43,7 @@ from dagster_postgres_connection.config import (
     PostgresPassword,
     SslMode,
     validate_connection_name,
+    validate_owners_by_role,
     validate_port,
 )
 from dagster_postgres_connection.definitions import build_connection_definitions, describe_age
@@ -139,6 +140,15 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     sslmode: SslMode | None = Field(default=None, description="libpq `sslmode` (disable, allow, prefer, require, verify-ca, verify-full).")
     sslrootcert: str | None = Field(default=None, description="Path of the CA certificate for `verify-ca` / `verify-full`.")
     max_concurrent_connections: int = Field(default=4, description="At most this many databases are read at once.")
+    expose_partitions: bool = Field(
+        default=False,
+        description="Make every partition of a partitioned table an asset of its own, with its parent as dep. Default: one asset per partitioned table, its partitions summarised in metadata.",
+    )
+    owners_by_role: dict[str, str] = Field(
+        default_factory=dict,
+        description="Dagster owner (an email or `team:<name>`) for relations owned by each Postgres role.",
+        examples=[{"analytics_owner": "team:analytics", "etl": "data-eng@example.com"}],
+    )
     translation: Annotated[
         TranslationFn[PostgresRelationProps] | None,
         TranslationFnResolver[PostgresRelationProps](template_vars_for_translation_fn=lambda props: {"props": props}),
@@ -162,6 +172,11 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     @classmethod
     def _valid_port(cls, port: int) -> int:
         return validate_port(port)
+
+    @field_validator("owners_by_role")
+    @classmethod
+    def _valid_owners(cls, owners_by_role: dict[str, str]) -> dict[str, str]:
+        return validate_owners_by_role(owners_by_role)
 
     @model_validator(mode="after")
     def _exactly_one_password(self) -> "PostgresConnectionComponent":
@@ -191,6 +206,8 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
             sslmode=self.sslmode,
             sslrootcert=self.sslrootcert,
             max_concurrent_connections=self.max_concurrent_connections,
+            expose_partitions=self.expose_partitions,
+            owners_by_role=self.owners_by_role,
         )
 
     @cached_property
