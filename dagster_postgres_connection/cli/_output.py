@@ -7,6 +7,7 @@ error path is scrubbed of the values of the password variables the command has r
 
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from dagster_postgres_connection.errors import PostgresConnectionError
 
 EXIT_FAILED_CHECK = 1  # the command ran and found problems (check)
 EXIT_ERROR = 2  # the command could not run: configuration, connection (click uses 2 for usage too)
+
+_STRING_POSITION = re.compile(r" at <string>:\d+")
 
 # Names of the environment variables holding passwords, registered when a configuration is read.
 _SECRET_ENV_VARS: set[str] = set()
@@ -51,8 +54,10 @@ def describe_error(error: BaseException) -> tuple[str, str | None]:
     if isinstance(error, CliError):
         return error.message, error.hint
     if isinstance(error, ValidationError):
+        # Positions in a YAML string we resolved ourselves (`<string>:2`) would only mislead.
         problems = "; ".join(
-            f"`{'.'.join(str(part) for part in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}"
+            f"`{_STRING_POSITION.sub('', '.'.join(str(part) for part in e['loc']))}`: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in error.errors()
         )
         return f"Invalid configuration: {problems}", "Fix the attribute named above."
@@ -73,6 +78,10 @@ class DpcGroup(click.Group):
             fail(ctx, error)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # Whoever read our output left (`| head`): stop quietly, without a flush error at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_ERROR)
         except Exception as error:
             # Unexpected: still one line by default, but say how to see more.
             fail(ctx, error, unexpected=True)

@@ -148,7 +148,7 @@ def _print_preview(connection: CliConnection, databases: Sequence[DatabaseInspec
             width = max(len(row.name) for row in schema_rows)
             for row in schema_rows:
                 key = f" -> {row.asset_key}" if row.asset_key else ""
-                click.echo(f"    {_MARKS[row.status]} {row.name:<{width}}  {row.kind:<17} {row.rule}{key}")
+                click.echo(f"    {_MARKS[row.status]} {row.name:<{width}}  {row.kind:<18} {row.rule}{key}")
     totals = Counter(row.status for row in rows)
     click.echo()
     click.echo(
