@@ -8,6 +8,7 @@ in `PostgresMetadataSet`.
 """
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from dagster_postgres_connection.catalog.models import (
@@ -62,9 +63,9 @@ def describe_options(options: Mapping[str, str]) -> str | None:
     return ", ".join(f"{name}={value}" for name, value in options.items()) or None
 
 
-def structure_metadata(relation: PostgresRelation) -> dict[str, object]:
+def structure_metadata(relation: PostgresRelation) -> dict[str, Any]:
     """Fields of `PostgresMetadataSet` for a partitioned root, a partition or an inheritance child."""
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     partitioning = relation.partitioning
     if partitioning is not None:
         fields.update(

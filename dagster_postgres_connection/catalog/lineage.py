@@ -18,11 +18,12 @@ view sqlglot cannot parse simply gets no column lineage.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import sqlglot
 from dagster import get_dagster_logger
 from sqlalchemy import Connection
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 from sqlglot.lineage import Node, lineage
 from sqlglot.schema import MappingSchema
 
@@ -60,7 +61,7 @@ def build_parse_schema(columns_by_relation: Mapping[RelationKey, Sequence[str]])
     Names are kept as Postgres stores them (`normalize=False`): `pg_get_viewdef` quotes every
     identifier that is not lower case, so they match exactly.
     """
-    mapping: dict[str, dict[str, dict[str, str]]] = {}
+    mapping: dict[str, Any] = {}  # schema -> relation -> column -> type
     for (schema, name), columns in columns_by_relation.items():
         # Types do not matter for lineage; a neutral one keeps sqlglot from parsing ours.
         mapping.setdefault(schema, {})[name] = {column: "text" for column in columns}
@@ -79,8 +80,8 @@ def column_lineage(
     Only output columns whose every source is confirmed by `pg_depend` are returned; the rest
     are left out. Never raises on SQL sqlglot cannot handle.
     """
-    if not dependencies.columns:
-        return {}
+    if definition is None or not dependencies.columns:
+        return {}  # no definition when another session locks the view (the reader warns)
     try:
         nodes = lineage(None, definition, schema=parse_schema, dialect="postgres")
     except Exception as error:  # a parser limit (syntax, recursion) must never fail the sync
@@ -134,5 +135,5 @@ def _column_name(qualified: str) -> str | None:
     """`f."Weird Col"` -> `Weird Col`, as sqlglot names a leaf."""
     try:
         return exp.to_column(qualified, dialect="postgres").name or None
-    except sqlglot.errors.SqlglotError:
+    except SqlglotError:
         return None

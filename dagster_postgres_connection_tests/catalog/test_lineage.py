@@ -217,3 +217,20 @@ def test_statement_count_does_not_grow_with_views(
     snapshot = read(target)
     assert snapshot.statement_count == baseline
     assert len(relation(snapshot, "public", "v59").column_lineage) == 2
+
+
+def test_a_locked_source_keeps_exact_deps_without_waiting(
+    fresh_database: Callable[..., PgTarget], pagila_server: EmbeddedPostgres
+) -> None:
+    target = fresh_database()
+    with pagila_server.connect(target.database) as locker, locker.cursor() as cursor:
+        cursor.execute("BEGIN; LOCK TABLE public.film IN ACCESS EXCLUSIVE MODE")
+        try:
+            snapshot = read(target, lock_timeout_seconds=2)
+        finally:
+            cursor.execute("ROLLBACK")
+    film_list = relation(snapshot, "public", "film_list")
+    assert film_list.view_definition is None  # deparsing it would wait for the lock
+    assert {d.name for d in film_list.deps} == PAGILA_VIEW_DEPS["film_list"]  # pg_depend needs no lock
+    assert film_list.column_lineage == []
+    assert relation(snapshot, "public", "customer_list").column_lineage  # views not touching film are whole
