@@ -30,7 +30,7 @@ from dagster.components.utils.translation import (
     create_component_translator_cls,
 )
 from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -48,6 +48,12 @@ from dagster_postgres_connection.config import (
 )
 from dagster_postgres_connection.definitions import build_connection_definitions, describe_age
 from dagster_postgres_connection.errors import PostgresConnectionError, PostgresSnapshotError
+from dagster_postgres_connection.observe.config import (
+    PostgresProfilingSettings,
+    PostgresSyncSettings,
+    SchemaCheckSeverity,
+    UnchangedRelations,
+)
 from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
 
 _ENV_TEMPLATE = re.compile(
@@ -78,6 +84,12 @@ def _resolve_password(context: dg.ResolutionContext, template: Any) -> PostgresP
             "(or use `password_env_var: POSTGRES_CONNECTION_PASSWORD`): a password is never written into defs.yaml."
         )
     return _env_var_password(match.group("attr") or match.group("call"), "password")
+
+
+def _sync_attribute(name: str) -> dg.Resolver:
+    """Documents a sync attribute with the description and examples of its `PostgresSyncSettings` field."""
+    field = PostgresSyncSettings.model_fields[name]
+    return dg.Resolver.default(description=field.description, examples=field.examples or [field.default])
 
 
 @dg.scaffold_with(PostgresConnectionScaffolder)
@@ -149,6 +161,20 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         description="Dagster owner (an email or `team:<name>`) for relations owned by each Postgres role.",
         examples=[{"analytics_owner": "team:analytics", "etl": "data-eng@example.com"}],
     )
+    sync_schedule: Annotated[str | None, _sync_attribute("sync_schedule")] = None
+    timezone: Annotated[str, _sync_attribute("timezone")] = "UTC"
+    emit_materializations: Annotated[bool, _sync_attribute("emit_materializations")] = False
+    unchanged_relations: Annotated[UnchangedRelations, _sync_attribute("unchanged_relations")] = "nothing"
+    exact_row_count_threshold: Annotated[int, _sync_attribute("exact_row_count_threshold")] = 1_000_000
+    mass_disappearance_threshold: Annotated[float, _sync_attribute("mass_disappearance_threshold")] = 0.5
+    schema_check_severity: Annotated[SchemaCheckSeverity, _sync_attribute("schema_check_severity")] = "WARN"
+    profiling: Annotated[
+        PostgresProfilingSettings | None,
+        dg.Resolver.default(
+            description="Opt-in column profiles (null fraction, distinct count, min/max, mean) in a separate `<name>_profile` job: `relations` regexes, `sample_percent`, `row_limit`, `statement_timeout_seconds`, `distinct_count`, `profile_schedule`.",
+            examples=[{"relations": {"include": ["public\\.(film|rental)"]}, "sample_percent": 1, "row_limit": 100000}],
+        ),
+    ] = None
     translation: Annotated[
         TranslationFn[PostgresRelationProps] | None,
         TranslationFnResolver[PostgresRelationProps](template_vars_for_translation_fn=lambda props: {"props": props}),
@@ -189,6 +215,30 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
             # Checked at load, like `password`, so a missing variable is reported with its name.
             _env_var_password(self.password_env_var, "password_env_var")
         return self
+
+    @model_validator(mode="after")
+    def _valid_sync_settings(self) -> "PostgresConnectionComponent":
+        # Validated at load, so a bad cron or time zone is reported with its attribute right away.
+        try:
+            self.sync_settings  # noqa: B018
+        except ValidationError as error:
+            raise ValueError(
+                "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+            ) from None
+        return self
+
+    @property
+    def sync_settings(self) -> PostgresSyncSettings:
+        """The `<name>_sync` job's settings, from the sync attributes."""
+        return PostgresSyncSettings(
+            sync_schedule=self.sync_schedule,
+            timezone=self.timezone,
+            emit_materializations=self.emit_materializations,
+            unchanged_relations=self.unchanged_relations,
+            exact_row_count_threshold=self.exact_row_count_threshold,
+            mass_disappearance_threshold=self.mass_disappearance_threshold,
+            schema_check_severity=self.schema_check_severity,
+        )
 
     @cached_property
     def settings(self) -> PostgresConnectionSettings:
@@ -276,7 +326,22 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
                 f"Connection `{self.name}` has no catalog snapshot in its state storage yet: run "
                 f"`dg utils refresh-defs-state` (or `dagster-postgres-connection sync`) first."
             )
-        return build_connection_definitions(self.settings, load_snapshot(state_path), self.translator)
+        config = self.defs_state_config
+        local = config.management_type == DefsStateManagementType.LOCAL_FILESYSTEM
+        return build_connection_definitions(
+            self.settings,
+            load_snapshot(state_path),
+            self.translator,
+            sync=self.sync_settings,
+            profiling=self.profiling,
+            # The sync job refreshes the local snapshot in place; the next reload shows the result.
+            snapshot_path=get_local_state_path(config.key, context.project_root) if local else None,
+            no_snapshot_path_reason=(
+                f"`defs_state.management_type` is {config.management_type.value}: the sync job "
+                f"reports and checks, but only `dg utils refresh-defs-state` (or a code server "
+                f"start) refreshes the snapshot, and statistics are not kept between runs"
+            ),
+        )
 
 
 class PostgresComponentTranslator(

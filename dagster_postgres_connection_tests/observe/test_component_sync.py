@@ -1,0 +1,111 @@
+"""The sync attributes of `PostgresConnectionComponent`: job, schedule, checks, profile job, and
+the snapshot refresh that makes the next load show new relations."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster._utils.test.definitions import scoped_definitions_load_context
+from dagster.components.testing import create_defs_folder_sandbox
+
+from dagster_postgres_connection import PostgresConnectionComponent
+from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection_tests.observe.conftest import (
+    PASSWORD_ENV,
+    SYNC_JOB,
+    data_events,
+    run_job,
+)
+from dagster_postgres_connection_tests.test_component_errors import BASE, load_error_text
+from dagster_postgres_connection_tests.utils import PgTarget
+
+
+def attributes(target: PgTarget, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "pagila_prod",
+        "host": target.host,
+        "port": target.port,
+        "username": target.user,
+        "password": f"{{{{ env.{PASSWORD_ENV} }}}}",
+        "databases": [target.database],
+        **extra,
+    }
+
+
+@contextmanager
+def sandbox_with(attrs: dict[str, Any]) -> Iterator[Any]:
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(
+            component_cls=PostgresConnectionComponent,
+            defs_yaml_contents={"type": "dagster_postgres_connection.PostgresConnectionComponent", "attributes": attrs},
+        )
+        yield sandbox, path
+
+
+def load(sandbox: Any, path: Any) -> dg.Definitions:
+    with scoped_definitions_load_context():
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            return defs
+
+
+def test_yaml_sync_attributes_give_job_schedule_checks_and_profile_job(db: PgTarget) -> None:
+    attrs = attributes(
+        db,
+        sync_schedule="*/15 * * * *",
+        timezone="Europe/Paris",
+        schema_check_severity="ERROR",
+        profiling={"relations": {"include": ["public\\.film"]}, "profile_schedule": "0 3 * * 0"},
+    )
+    with sandbox_with(attrs) as (sandbox, path):
+        defs = load(sandbox, path)
+    schedule = defs.resolve_schedule_def(f"{SYNC_JOB}_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("*/15 * * * *", "Europe/Paris")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert defs.resolve_job_def("pagila_prod_profile").name == "pagila_prod_profile"
+    assert defs.resolve_schedule_def("pagila_prod_profile_schedule").cron_schedule == "0 3 * * 0"
+    actor = dg.AssetKey(["pagila_prod", db.database, "public", "actor"])
+    check_keys = defs.resolve_asset_graph().get_check_keys_for_assets({actor})
+    assert check_keys == {dg.AssetCheckKey(actor, "schema_unchanged")}
+
+
+def test_sync_refreshes_the_local_state_so_the_next_load_shows_new_tables(
+    db: PgTarget, pagila_server: EmbeddedPostgres, instance: dg.DagsterInstance
+) -> None:
+    with sandbox_with(attributes(db)) as (sandbox, path):
+        defs = load(sandbox, path)
+        new_key = dg.AssetKey(["pagila_prod", db.database, "public", "arrivals"])
+        assert new_key not in defs.resolve_asset_graph().get_all_asset_keys()
+        pagila_server.execute("CREATE TABLE public.arrivals (id int)", db.database)
+
+        result = run_job(defs, instance)
+        assert result.success
+        assert data_events(result)["actor"].metadata["dagster/row_count"].value == 200
+
+        reloaded = load(sandbox, path)
+        assert new_key in reloaded.resolve_asset_graph().get_all_asset_keys()
+        # The statistics were kept beside the state: the reloaded job knows actor is unchanged,
+        # and reports the new table for the first time.
+        second = run_job(reloaded, instance)
+        assert set(data_events(second)) == {"arrivals"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        ({"sync_schedule": "every hour"}, ["`sync_schedule` 'every hour' is not a valid cron expression", "*/30 * * * *"]),
+        ({"timezone": "Mars/Olympus"}, ["`timezone` 'Mars/Olympus' is not an IANA time zone", "Europe/Paris"]),
+        ({"mass_disappearance_threshold": 5}, ["`mass_disappearance_threshold` 5", "(0, 1]"]),
+        ({"unchanged_relations": "all"}, ["unchanged_relations", "'nothing' or 'observation'"]),
+        ({"profiling": {"sample_percent": 0}}, ["sample_percent", "(0, 100]"]),
+    ],
+    ids=["cron", "timezone", "threshold", "unchanged", "sample-percent"],
+)
+def test_invalid_sync_attributes_fail_at_load_naming_the_attribute(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], fragments: list[str]
+) -> None:
+    monkeypatch.setenv("DPC_TEST_PW", "not-used")
+    text = load_error_text({**BASE, **extra})
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in:\n{text}"
