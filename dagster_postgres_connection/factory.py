@@ -89,7 +89,8 @@ def build_postgres_connection_defs(
             `<name>_profile` job.
         options: Other settings: `connect_timeout_seconds`, `statement_timeout_seconds`,
             `lock_timeout_seconds`, `sslmode`, `sslrootcert`, `max_concurrent_connections`,
-            and those of the `<name>_sync` job (`PostgresSyncSettings`): `sync_schedule`,
+            `expose_partitions` (partitions as assets of their own), `owners_by_role`
+            (`{"postgres_role": "team:x"}`), and those of the `<name>_sync` job (`PostgresSyncSettings`): `sync_schedule`,
             `timezone`, `emit_materializations`, `unchanged_relations`,
             `exact_row_count_threshold`, `mass_disappearance_threshold`,
             `schema_check_severity`. The sync job refreshes `snapshot_path`; without one it
