@@ -86,6 +86,12 @@ def _resolve_password(context: dg.ResolutionContext, template: Any) -> PostgresP
     return _env_var_password(match.group("attr") or match.group("call"), "password")
 
 
+def _described(resolver: dg.Resolver, description: str) -> dg.Resolver:
+    """Adds a description to a resolver whose constructor takes none (`TranslationFnResolver`)."""
+    resolver.description = description
+    return resolver
+
+
 def _sync_attribute(name: str) -> dg.Resolver:
     """Documents a sync attribute with the description and examples of its `PostgresSyncSettings` field."""
     field = PostgresSyncSettings.model_fields[name]
@@ -120,7 +126,9 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         examples=["pagila_prod"],
     )
     host: str = Field(description="Hostname or IP of the Postgres server (or a unix socket directory).", examples=["localhost"])
-    port: int = Field(default=5432, description="TCP port of the server.", examples=[5432])
+    # Fields with a default are documented with `dg.Resolver.default(description=...)`: Dagster
+    # 1.13 drops a `Field(description=...)` of such fields from the YAML schema `dg` shows.
+    port: Annotated[int, dg.Resolver.default(description="TCP port of the server.", examples=[5432])] = 5432
     username: str = Field(description="Role to connect as; meant to be read-only.", examples=["dagster_reader"])
     password: Annotated[
         PostgresPassword | None,
@@ -132,35 +140,71 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
             examples=["{{ env.POSTGRES_CONNECTION_PASSWORD }}"],
         ),
     ] = Field(default=None, repr=False)
-    password_env_var: str | None = Field(
-        default=None,
-        description="Name of the environment variable holding the password (the Dagster+ form's field). Exactly one of `password` and `password_env_var`.",
-        examples=["POSTGRES_CONNECTION_PASSWORD"],
-    )
-    databases: Sequence[str] | None = Field(
-        default=None,
-        description="Databases to read. Default: every database the role may connect to (templates excluded).",
-        examples=[["pagila"]],
-    )
-    filters: PostgresFilters = Field(
-        default_factory=PostgresFilters,
-        description="Include/exclude regular expressions (case-insensitive, whole-name) for `databases`, `schemas`, `tables` and `views`. Exclude wins.",
-    )
-    connect_timeout_seconds: int = Field(default=10, description="Give up connecting after this many seconds.")
-    statement_timeout_seconds: int = Field(default=120, description="`statement_timeout` of every catalog query.")
-    lock_timeout_seconds: int = Field(default=5, description="`lock_timeout` of every session: never wait long on other sessions' locks.")
-    sslmode: SslMode | None = Field(default=None, description="libpq `sslmode` (disable, allow, prefer, require, verify-ca, verify-full).")
-    sslrootcert: str | None = Field(default=None, description="Path of the CA certificate for `verify-ca` / `verify-full`.")
-    max_concurrent_connections: int = Field(default=4, description="At most this many databases are read at once.")
-    expose_partitions: bool = Field(
-        default=False,
-        description="Make every partition of a partitioned table an asset of its own, with its parent as dep. Default: one asset per partitioned table, its partitions summarised in metadata.",
-    )
-    owners_by_role: dict[str, str] = Field(
-        default_factory=dict,
-        description="Dagster owner (an email or `team:<name>`) for relations owned by each Postgres role.",
-        examples=[{"analytics_owner": "team:analytics", "etl": "data-eng@example.com"}],
-    )
+    password_env_var: Annotated[
+        str | None,
+        dg.Resolver.default(
+            description="Name of the environment variable holding the password (the Dagster+ form's field). Exactly one of `password` and `password_env_var`.",
+            examples=["POSTGRES_CONNECTION_PASSWORD"],
+        ),
+    ] = None
+    databases: Annotated[
+        Sequence[str] | None,
+        dg.Resolver.default(
+            description="Databases to read. Default: every database the role may connect to (templates excluded).",
+            examples=[["pagila"]],
+        ),
+    ] = None
+    filters: Annotated[
+        PostgresFilters,
+        dg.Resolver.default(
+            description="Include/exclude regular expressions (case-insensitive, whole-name) for `databases`, `schemas`, `tables` and `views`. Exclude wins.",
+            examples=[{"schemas": {"include": ["public"]}, "tables": {"exclude": ["tmp_.*"]}}],
+        ),
+    ] = Field(default_factory=PostgresFilters)
+    connect_timeout_seconds: Annotated[
+        int, dg.Resolver.default(description="Give up connecting after this many seconds.", examples=[10])
+    ] = 10
+    statement_timeout_seconds: Annotated[
+        int, dg.Resolver.default(description="`statement_timeout` of every catalog query, in seconds.", examples=[120])
+    ] = 120
+    lock_timeout_seconds: Annotated[
+        int,
+        dg.Resolver.default(
+            description="`lock_timeout` of every session, in seconds: never wait long on other sessions' locks.",
+            examples=[5],
+        ),
+    ] = 5
+    sslmode: Annotated[
+        SslMode | None,
+        dg.Resolver.default(
+            description="libpq `sslmode` (disable, allow, prefer, require, verify-ca, verify-full). Default: libpq's own (`prefer`).",
+            examples=["verify-full"],
+        ),
+    ] = None
+    sslrootcert: Annotated[
+        str | None,
+        dg.Resolver.default(
+            description="Path of the CA certificate for `verify-ca` / `verify-full`.",
+            examples=["/etc/ssl/certs/db-ca.pem"],
+        ),
+    ] = None
+    max_concurrent_connections: Annotated[
+        int, dg.Resolver.default(description="At most this many databases are read at once.", examples=[4])
+    ] = 4
+    expose_partitions: Annotated[
+        bool,
+        dg.Resolver.default(
+            description="Make every partition of a partitioned table an asset of its own, with its parent as dep. Default: one asset per partitioned table, its partitions summarised in metadata.",
+            examples=[False],
+        ),
+    ] = False
+    owners_by_role: Annotated[
+        dict[str, str],
+        dg.Resolver.default(
+            description="Dagster owner (an email or `team:<name>`) for relations owned by each Postgres role.",
+            examples=[{"analytics_owner": "team:analytics", "etl": "data-eng@example.com"}],
+        ),
+    ] = Field(default_factory=dict)
     sync_schedule: Annotated[str | None, _sync_attribute("sync_schedule")] = None
     timezone: Annotated[str, _sync_attribute("timezone")] = "UTC"
     emit_materializations: Annotated[bool, _sync_attribute("emit_materializations")] = False
@@ -177,11 +221,12 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     ] = None
     translation: Annotated[
         TranslationFn[PostgresRelationProps] | None,
-        TranslationFnResolver[PostgresRelationProps](template_vars_for_translation_fn=lambda props: {"props": props}),
-    ] = Field(
-        default=None,
-        description="Change key, group, tags, owners, kinds or description per relation; templates see `props` (connection_name, database, schema, name, kind, table_name, relation) and `spec`.",
-    )
+        _described(
+            TranslationFnResolver[PostgresRelationProps](template_vars_for_translation_fn=lambda props: {"props": props}),
+            "Change key, group, tags, owners, kinds or description per relation; templates see `props` (connection_name, database, schema, name, kind, table_name, relation) and `spec`.",
+        ),
+    ] = None
+    # `dg` shows Dagster's own description of `defs_state` (its resolver's); the README documents our default.
     defs_state: ResolvedDefsStateConfig = Field(
         default_factory=lambda: DefsStateConfigArgs(
             management_type=DefsStateManagementType.LOCAL_FILESYSTEM, refresh_if_dev=False
