@@ -253,7 +253,7 @@ def build_profile_definitions(target: PostgresSyncTarget, settings: PostgresProf
     name = f"{target.settings.name}_profile"
 
     @op(
-        name=name,
+        name=f"{name}_op",  # op names must differ from job names in a code location
         out={},
         description=f"Profiles the relations of connection `{target.settings.name}` selected by `profiling.relations`.",
         tags={"dagster/kind/postgres": ""},

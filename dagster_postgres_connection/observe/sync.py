@@ -117,15 +117,22 @@ def compare_catalogs(
         if not force:
             raise PostgresSyncRefusedError(
                 f"{message}. The snapshot was kept. If the drop is intended, launch the job "
-                f"with run config `ops: {{{sync_job_name(target.settings.name)}: {{config: {{force: true}}}}}}`."
+                f"`{sync_job_name(target.settings.name)}` with run config "
+                f"`ops: {{{sync_op_name(target.settings.name)}: {{config: {{force: true}}}}}}`."
             )
         get_dagster_logger().warning(f"{message}; forced, so the snapshot is replaced.")
     return diff
 
 
 def sync_job_name(connection_name: str) -> str:
-    """`<connection>_sync`: the name of the sync job and of its one op."""
+    """`<connection>_sync`: the name of the sync job."""
     return f"{connection_name}_sync"
+
+
+def sync_op_name(connection_name: str) -> str:
+    """`<connection>_sync_op`: its one op, which takes the `force` run config. (Dagster wants
+    op names unique in a code location, distinct from job names too.)"""
+    return f"{connection_name}_sync_op"
 
 
 def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bool = False) -> Iterator[SyncEvent]:

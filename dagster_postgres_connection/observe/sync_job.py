@@ -41,11 +41,12 @@ from dagster_postgres_connection.observe.sync import (
     run_sync,
     selected_relations,
     sync_job_name,
+    sync_op_name,
 )
 
 
 class PostgresSyncConfig(Config):
-    """Run config of the sync op: `ops: {<name>_sync: {config: {force: true}}}`."""
+    """Run config of the sync op: `ops: {<name>_sync_op: {config: {force: true}}}`."""
 
     force: bool = Field(
         default=False,
@@ -57,7 +58,7 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
     name = target.settings.name
 
     @op(
-        name=sync_job_name(name),  # the op and its job share the name
+        name=sync_op_name(name),
         out=Out(Nothing, description="Run-level summary: relations created/dropped/renamed, counts, seconds."),
         description=f"Re-reads the catalog of connection `{name}`, reports changed relations and schema checks, and refreshes its snapshot.",
         tags={"dagster/kind/postgres": ""},

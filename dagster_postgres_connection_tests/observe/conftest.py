@@ -56,7 +56,7 @@ def build_defs(target: PgTarget, snapshot_path: Path | None, **options: Any) -> 
 def run_job(
     defs: dg.Definitions, instance: dg.DagsterInstance, name: str = SYNC_JOB, *, force: bool | None = None
 ) -> dg.ExecuteInProcessResult:
-    run_config = {"ops": {name: {"config": {"force": force}}}} if force is not None else None
+    run_config = {"ops": {f"{name}_op": {"config": {"force": force}}}} if force is not None else None
     return defs.resolve_job_def(name).execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False
     )

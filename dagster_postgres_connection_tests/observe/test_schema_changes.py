@@ -125,7 +125,7 @@ def test_mass_disappearance_refuses_without_force(
     message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
     assert "8 of 10 relations (80%) vanished" in message
     assert "`mass_disappearance_threshold` (50%)" in message
-    assert f"ops: {{{SYNC_JOB}: {{config: {{force: true}}}}}}" in message
+    assert f"launch the job `{SYNC_JOB}` with run config `ops: {{{SYNC_JOB}_op: {{config: {{force: true}}}}}}`" in message
     assert snapshot.read_bytes() == before  # the snapshot was kept
     assert not refused.get_asset_check_evaluations()
 

@@ -141,3 +141,6 @@ def test_the_job_exists_without_schedule_and_the_schedule_with_one(db: PgTarget,
     assert schedule.cron_schedule == "*/30 * * * *"
     assert schedule.execution_timezone == "Europe/Paris"
     assert schedule.job_name == SYNC_JOB
+    # Op, graph and job names must not clash in a code location (dg list/dev check this).
+    both = build_defs(db, tmp_path / "snapshot", profiling={"relations": {"include": ["actor"]}})
+    dg.Definitions.validate_loadable(both)
