@@ -5,6 +5,8 @@ and so wait on other sessions' locks: the callers run each of those alone, in it
 transaction, under `lock_timeout`, and only for relations that changed.
 """
 
+from typing import Any
+
 from sqlalchemy import Select, func, select, table, text
 
 # One row per table, partitioned table and materialized view of the given schemas, from the
@@ -62,7 +64,7 @@ TOTAL_SIZE = text(
 )
 
 
-def exact_row_count(schema: str, name: str) -> Select[tuple[int]]:
+def exact_row_count(schema: str, name: str) -> Select[Any]:
     """`SELECT count(*) FROM "schema"."name"`, identifiers quoted by SQLAlchemy."""
     return select(func.count()).select_from(table(name, schema=schema))
 

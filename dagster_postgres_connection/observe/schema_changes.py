@@ -8,6 +8,7 @@ Pure functions over snapshot records: no database, no Dagster events. The sync t
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dagster import MetadataValue
 
@@ -47,7 +48,7 @@ class RelationSchemaDiff:
 
     def to_metadata(self) -> dict[str, MetadataValue]:
         """Only the non-empty parts, as JSON the UI shows and alert rules can read."""
-        parts: dict[str, object] = {
+        parts: dict[str, Any] = {
             "columns_added": dict(self.columns_added),
             "columns_removed": dict(self.columns_removed),
             "types_changed": dict(self.types_changed),
