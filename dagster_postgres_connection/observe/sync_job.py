@@ -4,15 +4,14 @@
 Why a plain op job and not an asset job over the checks: an asset job plans every selected
 check, so each run would write three events per asset (planned, output, evaluation) even when
 nothing changed. The sync op instead reports only what moved: observations of changed data and
-check evaluations whose verdict changed. The checks are still declared (a `multi_asset_check`),
-so they show on every asset and can be executed from the UI, which compares the live catalog
-with the last snapshot without writing anything.
+check evaluations whose verdict changed. The checks are still declared (one multi-asset check
+op), so they show on every asset and can be executed from the UI, which compares the live
+catalog with the last snapshot without writing anything.
 """
 
 from collections.abc import Iterator
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
@@ -20,13 +19,13 @@ from dagster import (
     Config,
     DefaultScheduleStatus,
     Definitions,
+    In,
     JobDefinition,
     Nothing,
     OpExecutionContext,
     Out,
     ScheduleDefinition,
     job,
-    multi_asset_check,
     op,
 )
 from pydantic import Field
@@ -82,7 +81,12 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
 
 
 def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | None:
-    """One `schema_unchanged` check per asset, all in one multi-asset check (None without assets)."""
+    """One `schema_unchanged` check per asset, all in one op (None without assets).
+
+    Built like `@multi_asset_check` builds it, but with input and output names of our own
+    (`asset_<i>`, `check_<i>`): the decorator derives them from the asset key, and a relation
+    named e.g. `Order$Tmp` is a valid asset key but not a valid op output name.
+    """
     if not target.asset_keys:
         return None
     specs = [
@@ -93,14 +97,17 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
         )
         for asset_key in target.asset_keys.values()
     ]
+    input_keys = {f"asset_{index}": spec.asset_key for index, spec in enumerate(specs)}
+    output_specs = {f"check_{index}": spec for index, spec in enumerate(specs)}
 
-    @multi_asset_check(
-        specs=specs,
+    @op(
         name=f"{target.settings.name}_schema_unchanged",
-        can_subset=True,
+        ins={name: In(Nothing) for name in input_keys},
+        out={name: Out(None, is_required=False) for name in output_specs},
         description="Compares the live catalog with the last snapshot; writes nothing (the sync job does).",
+        tags={"dagster/kind/postgres": ""},
     )
-    def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+    def _checks(context: OpExecutionContext) -> Iterator[AssetCheckResult]:
         selected = context.selected_asset_check_keys
         before = selected_relations(target.previous_snapshot(), target.settings)
         after = selected_relations(read_catalog(target.settings), target.settings)
@@ -112,7 +119,12 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
             outcome = schema_check_outcome(before.get(key), after.get(key), renamed_to=renamed)
             yield outcome.to_result(asset_key, target.severity)
 
-    return _checks
+    return AssetChecksDefinition.create(
+        keys_by_input_name=input_keys,
+        node_def=_checks,
+        check_specs_by_output_name=output_specs,
+        can_subset=True,
+    )
 
 
 def build_observe_definitions(

@@ -142,3 +142,28 @@ def test_a_higher_threshold_lets_the_sync_through(
     assert run_job(defs, instance).success
     pagila_server.execute("DROP TABLE shop.t0", db.database)  # 50% of 2
     assert run_job(defs, instance).success
+
+
+def test_the_declared_check_runs_alone_on_any_relation_name(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """As from the asset's Checks tab: only the selected check runs, and nothing is written."""
+    pagila_server.execute(WIDGETS + 'CREATE TABLE shop."Order$Tmp" (id int);', db.database)
+    snapshot = tmp_path / "snapshot"
+    odd = dg.AssetKey(["pagila_prod", db.database, "shop", "Order$Tmp"])
+    check_key = dg.AssetCheckKey(odd, "schema_unchanged")
+    defs = dg.Definitions.merge(
+        shop_defs(db, snapshot),
+        dg.Definitions(jobs=[dg.define_asset_job("one_check", selection=dg.AssetSelection.checks(check_key))]),
+    )
+    dg.Definitions.validate_loadable(defs)
+    assert run_job(defs, instance).success
+    pagila_server.execute('ALTER TABLE shop."Order$Tmp" ADD COLUMN note text', db.database)
+    before = snapshot.read_bytes()
+
+    result = run_job(defs, instance, "one_check")
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.asset_key == odd and not evaluation.passed
+    assert evaluation.metadata["columns_added"].value == {"note": "text"}
+    assert snapshot.read_bytes() == before
