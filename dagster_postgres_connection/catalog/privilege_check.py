@@ -142,10 +142,7 @@ def _database_findings(
         everything = relations_by_schema.get(schema.schema, [])
         relations = [r for r in everything if r.kind is not None]
         sequences = [r for r in everything if r.kind is None]
-        selected = [
-            r for r in relations
-            if select_relation(settings.filters, database, r.schema, r.name, r.kind)  # type: ignore[arg-type]
-        ]
+        selected = [r for r in relations if _is_selected(settings, database, r)]
         lacking = [r for r in selected if not r.has_select]
         selected_count += len(selected)
         readable_count += 0 if not schema.has_usage else len(selected) - len(lacking)
@@ -187,6 +184,11 @@ def _database_findings(
             findings += _default_privilege_findings(database, schema, selected, privileges, role)
         findings += _write_findings(database, schema, selected, role)
     return findings, selected_count, readable_count
+
+
+def _is_selected(settings: PostgresConnectionSettings, database: str, relation: RelationAccess) -> bool:
+    kind = relation.kind
+    return kind is not None and select_relation(settings.filters, database, relation.schema, relation.name, kind).included
 
 
 def _default_privilege_findings(

@@ -1,6 +1,10 @@
 """`sync`: the snapshot lands where the component loads it from, with a summary of real numbers."""
 
+import os
+import pty
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +66,27 @@ def test_sync_with_flags_needs_output(pagila: PgTarget, run_cli: RunCli, tmp_pat
     result = run_cli("sync", *target_flags(pagila), "--output", str(output))
     assert result.exit_code == 0, result.output
     assert load_snapshot(output).connection_name == "postgres"
+
+
+def test_sync_on_a_terminal_shows_live_progress_per_database(pagila: PgTarget, tmp_path: Path) -> None:
+    """Through a real pseudo-terminal: the status line is redrawn, each database gets a ✓ line."""
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster_postgres_connection", "sync", *target_flags(pagila), "-o", str(tmp_path / "s.json")],
+        stdout=secondary, stderr=secondary, env={**os.environ, PASSWORD_ENV: pagila.password}, close_fds=True,
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0, output
+    text = output.decode()
+    assert f"\r\x1b[K⠿ reading {pagila.database} (0 done)" in text
+    assert re.search(rf"\r\x1b\[K\S*✓\S* {pagila.database}: read in [\d.]+ s", text), text
+    assert f"{pagila.database}: reading\n" not in text.replace("\r\n", "\n")  # that is the plain, non-terminal form
