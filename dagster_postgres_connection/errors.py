@@ -40,6 +40,14 @@ class PostgresCatalogReadError(PostgresConnectionError):
     """Reading the catalog failed after connecting (timeout, lost connection, ...)."""
 
 
+class PostgresCatalogChangedError(PostgresCatalogReadError):
+    """A relation vanished while its database was read: DDL ran concurrently.
+
+    The REPEATABLE READ snapshot still lists the relation, but functions such as
+    `pg_get_viewdef` look it up as of now. Transient: the reader retries the database.
+    """
+
+
 class PostgresSnapshotError(PostgresConnectionError):
     """No snapshot, or a snapshot that is corrupt or was written by an incompatible version."""
 

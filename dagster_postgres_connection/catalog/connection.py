@@ -8,20 +8,32 @@ host and database but never a credential.
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, Row, TextClause, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import (
+    PostgresCatalogChangedError,
     PostgresCatalogReadError,
     PostgresDatabaseUnavailableError,
     PostgresUnreachableError,
 )
 
 APPLICATION_NAME = "dagster-postgres-connection"
+
+# A relation dropped after our snapshot was taken, then looked up by OID "as of now" by a
+# function like pg_get_viewdef: concurrent DDL, gone on the next attempt.
+_CONCURRENT_DDL = re.compile(r"could not open relation with OID|cache lookup failed for|could not find tuple for")
+
+_VANISHED_RELATION = re.compile(
+    r"could not open relation with OID (\d+)|cache lookup failed for attribute \d+ of relation (\d+)"
+)
+_SAVEPOINT = "dpc_catalog"
+_MAX_VANISHED = 200  # relations dropped during one read before we give up (then: retried later)
 
 # Server messages about one database: `database "x" does not exist`, `permission denied for
 # database "x"`, `database "x" is not currently accepting connections`.
@@ -149,6 +161,29 @@ def _redact(message: str, settings: PostgresConnectionSettings) -> str:
     return message.replace(secret, "***") if secret else message
 
 
+def execute_despite_drops(
+    conn: Connection, statement: TextClause, params: Mapping[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """Runs a catalog statement with a `:vanished` OID list, ruling out relations dropped meanwhile.
+
+    Our REPEATABLE READ snapshot still lists a relation dropped a moment ago, but the deparse
+    functions (`pg_get_viewdef`, ...) look it up as of now and fail naming its OID. The
+    transaction is then rolled back to the savepoint `catalog_transaction` set (nothing to undo:
+    it is read-only, and the snapshot stays), and the statement retried with that OID skipped:
+    a busy migration never fails the sync, and each retry rules out one relation.
+    """
+    vanished: list[int] = []
+    while True:
+        try:
+            return conn.execute(statement, {**(params or {}), "vanished": vanished}).all()
+        except DBAPIError as error:
+            match = _VANISHED_RELATION.search(str(error.orig))
+            if match is None or len(vanished) >= _MAX_VANISHED:
+                raise
+            conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            vanished.append(int(next(group for group in match.groups() if group)))
+
+
 @contextlib.contextmanager
 def catalog_transaction(engine: Engine, settings: PostgresConnectionSettings, database: str) -> Iterator[Connection]:
     """One read-only REPEATABLE READ transaction: the whole database is read from one snapshot."""
@@ -162,6 +197,9 @@ def catalog_transaction(engine: Engine, settings: PostgresConnectionSettings, da
     try:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
+            # One savepoint, so a statement tripping over a concurrent DROP can be retried
+            # (execute_despite_drops) without a new transaction, hence a new snapshot.
+            conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
             yield conn
     except DBAPIError as error:
         message = " ".join(str(error.orig).split()) if error.orig else type(error).__name__
@@ -174,7 +212,8 @@ def catalog_transaction(engine: Engine, settings: PostgresConnectionSettings, da
             message += (
                 f" (statement_timeout_seconds={settings.statement_timeout_seconds}; raise it for very large catalogs)"
             )
-        raise PostgresCatalogReadError(
+        error_class = PostgresCatalogChangedError if _CONCURRENT_DDL.search(message) else PostgresCatalogReadError
+        raise error_class(
             f"Reading the catalog of `{database}` on `{settings.location}` failed: {_redact(message, settings)}"
         ) from None
     finally:

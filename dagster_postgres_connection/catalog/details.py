@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog.connection import execute_despite_drops
 from dagster_postgres_connection.catalog.lineage import (
     build_parse_schema,
     column_lineage,
@@ -116,7 +117,7 @@ def read_relation_details(
 def _read_indexes(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, list[PostgresIndex]]:
     indexes: dict[RelationKey, list[PostgresIndex]] = defaultdict(list)
     if schemas:
-        for row in conn.execute(queries.LIST_INDEXES, {"schemas": list(schemas)}):
+        for row in execute_despite_drops(conn, queries.LIST_INDEXES, {"schemas": list(schemas)}):
             indexes[(row.schema, row.relation)].append(
                 PostgresIndex(
                     name=row.name,
@@ -136,7 +137,7 @@ def _read_constraints(
     checks: dict[RelationKey, list[PostgresConstraint]] = defaultdict(list)
     exclusions: dict[RelationKey, list[PostgresConstraint]] = defaultdict(list)
     if schemas:
-        for row in conn.execute(queries.LIST_CHECK_AND_EXCLUSION_CONSTRAINTS, {"schemas": list(schemas)}):
+        for row in execute_despite_drops(conn, queries.LIST_CHECK_AND_EXCLUSION_CONSTRAINTS, {"schemas": list(schemas)}):
             target = checks if row.type == "c" else exclusions
             target[(row.schema, row.relation)].append(PostgresConstraint(name=row.name, definition=row.definition))
     return checks, exclusions

@@ -26,13 +26,17 @@ _NOT_SYSTEM_SCHEMA = _not_system_schema("n")
 # FULL, REFRESH MATERIALIZED VIEW, ...). Reading pg_locks never waits, but the deparse functions
 # (pg_get_viewdef, pg_get_expr, pg_get_partkeydef) take ACCESS SHARE locks on the relations they
 # describe, a view's definition on every relation it reads: for locked ones we skip them (the
-# reader warns) instead of waiting for `lock_timeout`.
+# reader warns) instead of waiting for `lock_timeout`. `:vanished` adds relations dropped since
+# our snapshot was taken, which the deparse functions can no longer find (statements using this
+# run through `connection.execute_despite_drops`, which fills it in).
 _LOCKED_RELATIONS_CTE = """
     locked AS MATERIALIZED (
-        SELECT DISTINCT l.relation AS oid
+        SELECT l.relation AS oid
         FROM pg_locks l
         WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        UNION
+        SELECT unnest(CAST(:vanished AS oid[]))
     )
 """
 
@@ -258,6 +262,7 @@ LIST_INHERITANCE = text(
 LIST_INDEXES = text(
     f"""
     WITH {_LOCKED_RELATIONS_CTE}
+    SELECT * FROM (
     SELECT
         n.nspname AS schema,
         c.relname AS relation,
@@ -276,7 +281,35 @@ LIST_INDEXES = text(
     WHERE n.nspname = ANY(:schemas)
       -- pg_get_indexdef waits on a locked table or index (see _LOCKED_RELATIONS_CTE)
       AND x.indrelid NOT IN (SELECT oid FROM locked) AND x.indexrelid NOT IN (SELECT oid FROM locked)
-    ORDER BY n.nspname, c.relname, i.relname
+    ) AS ix
+    -- an index dropped since our snapshot deparses to NULL: it is gone, leave it out
+    WHERE ix.definition IS NOT NULL AND array_position(ix.columns, NULL) IS NULL
+    ORDER BY ix.schema, ix.relation, ix.name
+    """
+)
+
+# Foreign keys of tables in the given schemas, from the snapshot alone: column names come from
+# pg_attribute rather than pg_get_constraintdef, which looks a dropped table up "as of now".
+LIST_FOREIGN_KEYS = text(
+    """
+    SELECT
+        n.nspname AS schema,
+        c.relname AS relation,
+        k.conname AS name,
+        rn.nspname AS referred_schema,
+        rc.relname AS referred_table,
+        ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord) AS columns,
+        ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY AS u(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum ORDER BY u.ord)
+            AS referred_columns
+    FROM pg_constraint k
+    JOIN pg_class c ON c.oid = k.conrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_class rc ON rc.oid = k.confrelid
+    JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+    WHERE k.contype = 'f' AND n.nspname = ANY(:schemas)
+    ORDER BY n.nspname, c.relname, k.conname
     """
 )
 

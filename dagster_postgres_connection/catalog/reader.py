@@ -3,9 +3,13 @@
 Per database, in one read-only REPEATABLE READ transaction, a fixed number of statements
 whatever the number of relations: our `pg_catalog` queries for relations (kind, owner, comment,
 privileges, size, row estimate, view definition) and columns (types as `format_type` spells
-them), and SQLAlchemy's Inspector `get_multi_*` calls, one per selected schema, for primary
-keys, foreign keys and unique constraints. Databases are read concurrently, with at most
+them) and foreign keys, and SQLAlchemy's Inspector `get_multi_*` calls, one per selected
+schema, for primary keys and unique constraints. Databases are read concurrently, with at most
 `max_concurrent_connections` connections open.
+
+DDL running meanwhile never tears the result: everything comes from the transaction's snapshot,
+and relations dropped since are ruled out (`execute_despite_drops`); other sessions' locks are
+never waited on (`queries._LOCKED_RELATIONS_CTE`).
 
 What the role cannot read is skipped and reported: a database without CONNECT, a schema
 without USAGE, a relation without SELECT.
@@ -30,6 +34,7 @@ from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
+    execute_despite_drops,
 )
 from dagster_postgres_connection.catalog.details import column_fields, read_relation_details
 from dagster_postgres_connection.catalog.models import (
@@ -49,6 +54,7 @@ from dagster_postgres_connection.catalog.selection import (
 )
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import (
+    PostgresCatalogChangedError,
     PostgresCatalogReadError,
     PostgresConnectionError,
     PostgresDatabaseUnavailableError,
@@ -56,6 +62,10 @@ from dagster_postgres_connection.errors import (
 
 # The database we ask for the list of databases when none is configured.
 _BOOTSTRAP_DATABASES = ("postgres", "template1")
+
+# A relation dropped during the read makes it fail (see PostgresCatalogChangedError); a fresh
+# snapshot a moment later no longer lists it.
+_ATTEMPTS_WHILE_DDL_RUNS = 3
 
 RelationKey = tuple[str, str]  # (schema, name), the Inspector's shape
 
@@ -193,9 +203,15 @@ def _read_database(
 ) -> tuple[PostgresDatabase, list[PostgresSkippedObject], int]:
     engine, counter = create_catalog_engine(settings, database)
     try:
-        with catalog_transaction(engine, settings, database) as conn:
-            result = _read_database_in_transaction(conn, settings, database)
-        return (*result, counter.count)
+        for attempt in range(1, _ATTEMPTS_WHILE_DDL_RUNS + 1):
+            try:
+                with catalog_transaction(engine, settings, database) as conn:
+                    result = _read_database_in_transaction(conn, settings, database)
+                return (*result, counter.count)
+            except PostgresCatalogChangedError:
+                if attempt == _ATTEMPTS_WHILE_DDL_RUNS:
+                    raise
+        raise AssertionError("unreachable")
     finally:
         engine.dispose()
 
@@ -209,13 +225,15 @@ def _read_database_in_transaction(
     rows_by_key: dict[RelationKey, Any] = {}
     schemas_without_usage: set[str] = set()
     # Kept whole: partitions count towards their root even when filtered out.
-    relation_rows = conn.execute(queries.LIST_RELATIONS).all()
+    relation_rows = execute_despite_drops(conn, queries.LIST_RELATIONS)
     for row in relation_rows:
         if not select_schema(settings.filters, row.schema):
             continue
         kind = PostgresRelationKind.from_relkind(row.relkind)
         if not select_relation(settings.filters, database, row.schema, row.name, kind):
             continue
+        if row.has_select is None:
+            continue  # dropped since our snapshot: the privilege functions look it up as of now
         if not row.has_usage:
             schemas_without_usage.add(row.schema)
             continue
@@ -241,6 +259,7 @@ def _read_database_in_transaction(
     schemas = sorted({schema for schema, _ in rows_by_key})
     columns = _read_columns(conn, schemas)
     constraints = _reflect_constraints(inspect(conn), schemas)
+    constraints.foreign_keys.update(_read_foreign_keys(conn, schemas))
     details = read_relation_details(conn, relation_rows, rows_by_key, columns)
 
     relations = [
@@ -265,13 +284,13 @@ def _read_columns(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey,
     columns: dict[RelationKey, list[PostgresColumn]] = defaultdict(list)
     if not schemas:
         return columns
-    for row in conn.execute(queries.LIST_COLUMNS, {"schemas": list(schemas)}):
+    for row in execute_despite_drops(conn, queries.LIST_COLUMNS, {"schemas": list(schemas)}):
         columns[(row.schema, row.relation)].append(PostgresColumn(**column_fields(row)))
     return columns
 
 
 class _Constraints:
-    """Primary, foreign and unique keys reflected by the Inspector, keyed by (schema, name)."""
+    """Primary and unique keys reflected by the Inspector, foreign keys from `LIST_FOREIGN_KEYS`, by (schema, name)."""
 
     def __init__(self) -> None:
         # The Inspector's keys are (schema | None, name); we always pass the schema, so never None.
@@ -288,11 +307,25 @@ def _reflect_constraints(inspector: Inspector, schemas: Sequence[str]) -> _Const
         for schema in schemas:
             # Only tables carry constraints; one statement per call per schema.
             constraints.primary_keys.update(inspector.get_multi_pk_constraint(schema=schema))
-            constraints.foreign_keys.update(
-                inspector.get_multi_foreign_keys(schema=schema, postgresql_ignore_search_path=True)
-            )
             constraints.unique_constraints.update(inspector.get_multi_unique_constraints(schema=schema))
     return constraints
+
+
+def _read_foreign_keys(conn: Connection, schemas: Sequence[str]) -> dict[tuple[str | None, str], Any]:
+    """Foreign keys in the Inspector's shape, from the snapshot alone (see queries.LIST_FOREIGN_KEYS)."""
+    foreign_keys: dict[tuple[str | None, str], Any] = defaultdict(list)
+    if schemas:
+        for row in conn.execute(queries.LIST_FOREIGN_KEYS, {"schemas": list(schemas)}):
+            foreign_keys[(row.schema, row.relation)].append(
+                {
+                    "name": row.name,
+                    "constrained_columns": list(row.columns),
+                    "referred_schema": row.referred_schema,
+                    "referred_table": row.referred_table,
+                    "referred_columns": list(row.referred_columns),
+                }
+            )
+    return foreign_keys
 
 
 def _build_relation(
