@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 import yaml
+from click.core import ParameterSource
 from dagster import EnvVar
 from dagster.components.core.component_tree import ComponentTree, ComponentTreeException
 from dagster.components.utils.project_paths import get_local_state_path
@@ -34,6 +35,8 @@ from dagster_postgres_connection.factory import build_postgres_connection_settin
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_CONNECTION_FLAGS = ("host", "port", "username", "databases", "schemas", "password_env_var", "name")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def resolve_connection(config: Path | None, **flags: Any) -> CliConnection:
 
 def _resolve(config: Path | None, flags: dict[str, Any]) -> CliConnection:
     if config is not None:
+        _reject_flags_beside(config)
         return load_defs_yaml(config)
     settings = build_postgres_connection_settings(
         name=flags["name"],
@@ -105,6 +109,21 @@ def _resolve(config: Path | None, flags: dict[str, Any]) -> CliConnection:
         filters=PostgresFilters.model_validate({"schemas": {"include": list(flags["schemas"])}}),
     )
     return CliConnection(settings=settings, translator=DagsterPostgresTranslator())
+
+
+def _reject_flags_beside(config: Path) -> None:
+    """Flags typed with a CONFIG would be silently ignored: say so instead (PG* variables are fine)."""
+    ctx = click.get_current_context()
+    typed = [
+        param.opts[0] for param in ctx.command.params
+        if isinstance(param, click.Option) and param.name in _CONNECTION_FLAGS
+        and ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE
+    ]
+    if typed:
+        raise CliError(
+            f"{', '.join(typed)} cannot be combined with the configuration `{config}`.",
+            hint="Change the defs.yaml (or its environment variables), or leave CONFIG out and use only flags.",
+        )
 
 
 def find_defs_yaml(path: Path) -> Path:

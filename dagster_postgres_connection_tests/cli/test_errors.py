@@ -90,3 +90,15 @@ def test_console_entry_point_as_a_module(pagila: PgTarget) -> None:
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("Error: Could not connect to `dagster_reader`@")
+
+
+def test_flags_beside_a_defs_yaml_are_refused(pagila: PgTarget, run_cli: RunCli, tmp_path: Path) -> None:
+    attributes = {"name": "pagila_prod", "host": pagila.host, "port": pagila.port, "username": pagila.user,
+                  "password": f"{{{{ env.{PASSWORD_ENV} }}}}", "databases": [pagila.database]}
+    defs_yaml = tmp_path / "defs.yaml"
+    defs_yaml.write_text(yaml.safe_dump({"type": "dagster_postgres_connection.PostgresConnectionComponent", "attributes": attributes}))
+    result = run_cli("check", str(defs_yaml), "--port", "1", "-d", "pagila")
+    assert result.exit_code == 2
+    assert error_lines(result.output) == [f"Error: --port, --database cannot be combined with the configuration `{defs_yaml}`."]
+    # PG* variables are defaults, not typed flags: they do not get in the way of a defs.yaml.
+    assert run_cli("check", str(defs_yaml), env={"PGPORT": "1"}).exit_code == 0
