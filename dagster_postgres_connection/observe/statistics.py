@@ -71,68 +71,90 @@ def read_statistics(
         created: Relations created since the previous sync: their first measure is a change.
     """
     now = time.time() if now is None else now
-    statistics: dict[RelationKey, PostgresRelationStatistics] = {}
-    changed: set[RelationKey] = set()
-    skipped: dict[RelationKey, str] = {}
-    statements = 0
     selected_by_database: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for relation in relations:
         if relation.kind in MEASURED_KINDS:
             selected_by_database[relation.database].add((relation.schema, relation.name))
+    result = StatisticsResult(statistics={}, changed=frozenset(), skipped={}, statement_count=0)
     for database, selected in sorted(selected_by_database.items()):
-        schemas = sorted({schema for schema, _ in selected})
-        engine, counter = create_catalog_engine(settings, database)
-        try:
-            with catalog_transaction(engine, settings, database) as conn:
-                rows = conn.execute(queries.RELATION_STATISTICS, {"schemas": schemas}).all()
-            to_measure = []
-            for row in rows:
+        one = _read_database(
+            settings, database, selected, previous, threshold=exact_row_count_threshold, created=created, now=now
+        )
+        result = StatisticsResult(
+            statistics={**result.statistics, **one.statistics},
+            changed=result.changed | one.changed,
+            skipped={**result.skipped, **one.skipped},
+            statement_count=result.statement_count + one.statement_count,
+        )
+    return result
+
+
+def _read_database(
+    settings: PostgresConnectionSettings,
+    database: str,
+    selected: set[tuple[str, str]],
+    previous: Mapping[RelationKey, PostgresRelationStatistics],
+    *,
+    threshold: int,
+    created: Collection[RelationKey],
+    now: float,
+) -> StatisticsResult:
+    """One statistics statement, then one short transaction per relation that moved."""
+    statistics: dict[RelationKey, PostgresRelationStatistics] = {}
+    changed: set[RelationKey] = set()
+    skipped: dict[RelationKey, str] = {}
+    engine, counter = create_catalog_engine(settings, database)
+    try:
+        with catalog_transaction(engine, settings, database) as conn:
+            rows = conn.execute(
+                queries.RELATION_STATISTICS, {"schemas": sorted({schema for schema, _ in selected})}
+            ).all()
+        to_measure = []
+        for row in rows:
+            key = (database, row.schema, row.name)
+            before = previous.get(key)
+            if (row.schema, row.name) not in selected:
+                continue
+            if before is not None and not _moved(before, row):
+                statistics[key] = before
+            else:
+                to_measure.append(row)
+        if not to_measure:
+            return StatisticsResult(statistics=statistics, changed=frozenset(), skipped={}, statement_count=counter.count)
+        with _connect(engine, settings, database) as conn:
+            for row in to_measure:
                 key = (database, row.schema, row.name)
                 before = previous.get(key)
-                if (row.schema, row.name) not in selected:
+                try:
+                    measured = _measure(conn, row, threshold)
+                except _Skipped as skip:
+                    skipped[key] = skip.reason
+                    get_dagster_logger().warning(f"Skipping `{'.'.join(key)}` this sync: {skip.reason}")
+                    if before is not None:
+                        statistics[key] = before
                     continue
-                if before is not None and not _moved(before, row):
-                    statistics[key] = before
-                else:
-                    to_measure.append(row)
-            if to_measure:
-                with _connect(engine, settings, database) as conn:
-                    for row in to_measure:
-                        key = (database, row.schema, row.name)
-                        before = previous.get(key)
-                        try:
-                            measured = _measure(conn, row, exact_row_count_threshold)
-                        except _Skipped as skip:
-                            skipped[key] = skip.reason
-                            get_dagster_logger().warning(
-                                f"Skipping `{'.'.join(key)}` this sync: {skip.reason}"
-                            )
-                            if before is not None:
-                                statistics[key] = before
-                            continue
-                        is_change = key in created if before is None else not _only_reset(before, row)
-                        if is_change:
-                            changed.add(key)
-                        statistics[key] = PostgresRelationStatistics(
-                            database=database,
-                            schema=row.schema,
-                            name=row.name,
-                            oid=row.oid,
-                            changes=row.changes,
-                            storage=row.storage,
-                            stats_reset=_timestamp(row.stats_reset),
-                            row_count=measured.row_count,
-                            row_count_is_exact=measured.exact,
-                            size_bytes=measured.size_bytes,
-                            last_changed_at=now if is_change else (before.last_changed_at if before else None),
-                            observed_at=now,
-                        )
-            statements += counter.count
-        finally:
-            engine.dispose()
-    return StatisticsResult(
-        statistics=statistics, changed=frozenset(changed), skipped=skipped, statement_count=statements
-    )
+                is_change = key in created if before is None else not _only_reset(before, row)
+                if is_change:
+                    changed.add(key)
+                statistics[key] = PostgresRelationStatistics(
+                    database=database,
+                    schema=row.schema,
+                    name=row.name,
+                    oid=row.oid,
+                    changes=row.changes,
+                    storage=row.storage,
+                    stats_reset=_timestamp(row.stats_reset),
+                    row_count=measured.row_count,
+                    row_count_is_exact=measured.exact,
+                    size_bytes=measured.size_bytes,
+                    last_changed_at=now if is_change else (before.last_changed_at if before else None),
+                    observed_at=now,
+                )
+        return StatisticsResult(
+            statistics=statistics, changed=frozenset(changed), skipped=skipped, statement_count=counter.count
+        )
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,9 @@ def test_a_table_locked_access_exclusive_is_skipped_with_a_warning(
 def test_last_update_freshness_check_passes_and_fails_with_inserts(
     db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
+    window = 12.0  # seconds; wide enough for a sync plus a check on a busy machine
     key = dg.AssetKey(["pagila_prod", db.database, "public", "language"])
-    freshness = dg.build_last_update_freshness_checks(assets=[key], lower_bound_delta=timedelta(seconds=4))
+    freshness = dg.build_last_update_freshness_checks(assets=[key], lower_bound_delta=timedelta(seconds=window))
     defs = dg.Definitions.merge(
         build_defs(db, tmp_path / "snapshot"),
         dg.Definitions(
@@ -65,18 +66,21 @@ def test_last_update_freshness_check_passes_and_fails_with_inserts(
 
     inserted = 0
 
-    def insert_and_sync() -> None:
+    def insert_and_sync() -> float:
+        """Returns the last-update time the sync reported."""
         nonlocal inserted
         inserted += 1
         pagila_server.execute(f"INSERT INTO language (name) VALUES ('lang{inserted}')", db.database)
         wait_for_changes(pagila_server, db, "language", inserted)
-        assert set(data_events(run_job(defs, instance))) == {"language"}
+        events = data_events(run_job(defs, instance))
+        assert set(events) == {"language"}
+        return events["language"].metadata["dagster/last_updated_timestamp"].value
 
     assert run_job(defs, instance).success  # baseline: no known update time yet
     assert not fresh()
-    insert_and_sync()
+    updated_at = insert_and_sync()
     assert fresh()
-    time.sleep(4.5)
+    time.sleep(max(0.0, updated_at + window + 0.5 - time.time()))
     assert data_events(run_job(defs, instance)) == {}  # no insert: nothing new reported
     assert not fresh()
     insert_and_sync()
