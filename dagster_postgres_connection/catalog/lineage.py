@@ -83,7 +83,9 @@ def column_lineage(
     if definition is None or not dependencies.columns:
         return {}  # no definition when another session locks the view (the reader warns)
     try:
-        nodes = lineage(None, definition, schema=parse_schema, dialect="postgres")
+        # trim_selects=False: we only read the leaves, and trimming copies the query per column
+        # (2.5x slower on Pagila-like views).
+        nodes = lineage(None, definition, schema=parse_schema, dialect="postgres", trim_selects=False)
     except Exception as error:  # a parser limit (syntax, recursion) must never fail the sync
         get_dagster_logger().info(
             f"No column lineage for view `{view[0]}.{view[1]}`: sqlglot could not follow its "
