@@ -52,3 +52,27 @@ dpc_ensure_chromium() {
     rm -f "$log"
     [ -x "$chromium" ] || dpc_die "apt-get installed chromium but $chromium is still missing"
 }
+
+# Debian's PostgreSQL server (with SSL and postgres_fdw, which the bundled binaries lack) for
+# the TLS tests in dagster_postgres_connection_tests/reliability/test_tls.py. They start their
+# own throw-away cluster; the package's default cluster is not created.
+dpc_ensure_debian_postgres() {
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && command -v openssl >/dev/null && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        printf 'warning: Debian'"'"'s PostgreSQL server is missing and only root can install it here; the TLS tests will be skipped.\n' >&2
+        printf '         Install it with: sudo apt-get install -y postgresql openssl\n' >&2
+        return 0
+    fi
+    dpc_log "Installing Debian's postgresql and openssl with apt-get (for the TLS tests)"
+    mkdir -p /etc/postgresql-common
+    [ -e /etc/postgresql-common/createcluster.conf ] || echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    local log
+    log="$(mktemp)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql openssl; } >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        rm -f "$log"
+        dpc_die "apt-get install postgresql failed (output above)"
+    fi
+    rm -f "$log"
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || dpc_die "apt-get installed postgresql but no initdb under /usr/lib/postgresql"
+}

@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
 
 dpc_bootstrap
 dpc_ensure_chromium
+dpc_ensure_debian_postgres
 cd "$DPC_REPO_ROOT"
 
 status=0
