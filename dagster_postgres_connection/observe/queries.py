@@ -5,9 +5,9 @@ and so wait on other sessions' locks: the callers run each of those alone, in it
 transaction, under `lock_timeout`, and only for relations that changed.
 """
 
-from typing import Any
+from collections.abc import Sequence
 
-from sqlalchemy import Select, func, select, table, text
+from sqlalchemy import Executable, func, literal, select, table, text, union_all
 
 # One row per table, partitioned table and materialized view of the given schemas, from the
 # catalog and statistics only: nothing here takes a lock on a relation (`pg_partition_tree`
@@ -50,21 +50,27 @@ RELATION_STATISTICS = text(
     """
 )
 
-# Exact size of a relation with its TOAST table and indexes (of every leaf, for a partitioned
-# table). Opens the relations: run alone, under lock_timeout.
-TOTAL_SIZE = text(
+# Exact size of each relation with its TOAST table and indexes (of every leaf, for a
+# partitioned table). Opens the relations: run under lock_timeout, in a short transaction.
+TOTAL_SIZES = text(
     """
-    SELECT COALESCE(sum(pg_total_relation_size(r.oid)), 0)::bigint
-    FROM (
-        SELECT CAST(:oid AS oid) AS oid
-        UNION
-        SELECT relid FROM pg_partition_tree(CAST(:oid AS oid)) WHERE isleaf
-    ) r
+    SELECT
+        r.oid,
+        (SELECT COALESCE(sum(pg_total_relation_size(x.relid)), 0)::bigint
+         FROM (SELECT r.oid AS relid UNION SELECT relid FROM pg_partition_tree(r.oid) WHERE isleaf) x
+        ) AS size
+    FROM unnest(CAST(:oids AS oid[])) AS r(oid)
     """
 )
 
 
-def exact_row_count(schema: str, name: str) -> Select[Any]:
-    """`SELECT count(*) FROM "schema"."name"`, identifiers quoted by SQLAlchemy."""
-    return select(func.count()).select_from(table(name, schema=schema))
-
+def row_counts(relations: Sequence[tuple[str, str]]) -> Executable:
+    """`SELECT 0, count(*) FROM "schema"."name" UNION ALL ...`: the exact row count of each
+    `(schema, name)`, by position; identifiers quoted by SQLAlchemy."""
+    counts = [
+        select(literal(position).label("position"), func.count().label("row_count")).select_from(
+            table(name, schema=schema)
+        )
+        for position, (schema, name) in enumerate(relations)
+    ]
+    return counts[0] if len(counts) == 1 else union_all(*counts)

@@ -11,7 +11,7 @@ size (`pg_total_relation_size`) and, when the planner estimates fewer rows than 
 
 import time
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,9 @@ from dagster_postgres_connection.observe.state import PostgresRelationStatistics
 # SQLSTATEs of the timeouts we turn into "skipped" instead of failing the sync.
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
+_UNDEFINED_TABLE = "42P01"  # dropped between the statistics statement and the count
+# Relations measured per statement pair: few round trips, and a lock costs one retry of 100.
+_BATCH_SIZE = 100
 
 # Relations with storage of their own; views and foreign tables have no statistics to watch.
 MEASURED_KINDS = frozenset(
@@ -122,14 +125,12 @@ def _read_database(
         if not to_measure:
             return StatisticsResult(statistics=statistics, changed=frozenset(), skipped={}, statement_count=counter.count)
         with _connect(engine, settings, database) as conn:
-            for row in to_measure:
+            for row, measured in _measure_all(conn, to_measure, threshold):
                 key = (database, row.schema, row.name)
                 before = previous.get(key)
-                try:
-                    measured = _measure(conn, row, threshold)
-                except _Skipped as skip:
-                    skipped[key] = skip.reason
-                    get_dagster_logger().warning(f"Skipping `{'.'.join(key)}` this sync: {skip.reason}")
+                if isinstance(measured, _Skipped):
+                    skipped[key] = measured.reason
+                    get_dagster_logger().warning(f"Skipping `{'.'.join(key)}` this sync: {measured.reason}")
                     if before is not None:
                         statistics[key] = before
                     continue
@@ -159,7 +160,7 @@ def _read_database(
 
 @dataclass(frozen=True)
 class _Measured:
-    size_bytes: int
+    size_bytes: int | None  # None when the relation was dropped meanwhile
     row_count: int | None
     exact: bool
 
@@ -170,14 +171,42 @@ class _Skipped(Exception):
         self.reason = reason
 
 
-def _measure(conn: Connection, row: Any, threshold: int) -> _Measured:
-    """Exact size, and exact count below the threshold, in one short transaction."""
-    estimate = row.row_estimate if row.row_estimate is not None else row.live_tuples
-    exact = bool(row.populated) and estimate is not None and estimate < threshold
+def _measure_all(
+    conn: Connection, rows: Sequence[Any], threshold: int
+) -> Iterator[tuple[Any, "_Measured | _Skipped"]]:
+    """Measures in batches of `_BATCH_SIZE` relations, two statements per batch. When a batch
+    meets a lock or a timeout, its relations are measured one by one, so only the culprit is
+    skipped."""
+    for start in range(0, len(rows), _BATCH_SIZE):
+        batch = rows[start : start + _BATCH_SIZE]
+        try:
+            yield from zip(batch, _measure(conn, batch, threshold), strict=True)
+            continue
+        except _Skipped as skip:
+            if len(batch) == 1:
+                yield batch[0], skip
+                continue
+        for row in batch:
+            try:
+                yield row, _measure(conn, [row], threshold)[0]
+            except _Skipped as skip:
+                yield row, skip
+
+
+def _measure(conn: Connection, rows: Sequence[Any], threshold: int) -> list[_Measured]:
+    """Exact sizes, and exact counts below the threshold, in one short transaction."""
+    exact = [_count_exactly(row, threshold) for row in rows]
+    counted = [row for row, is_exact in zip(rows, exact, strict=True) if is_exact]
     try:
         with conn.begin():
-            size = conn.execute(queries.TOTAL_SIZE, {"oid": row.oid}).scalar_one()
-            row_count = conn.execute(queries.exact_row_count(row.schema, row.name)).scalar_one() if exact else estimate
+            sizes: dict[int, int] = {
+                r.oid: r.size for r in conn.execute(queries.TOTAL_SIZES, {"oids": [row.oid for row in rows]})
+            }
+            counts: dict[int, int] = (
+                {r.position: r.row_count for r in conn.execute(queries.row_counts([(r.schema, r.name) for r in counted]))}
+                if counted
+                else {}
+            )
     except DBAPIError as error:
         code = getattr(error.orig, "pgcode", None)
         if code == _LOCK_NOT_AVAILABLE:
@@ -185,13 +214,32 @@ def _measure(conn: Connection, row: Any, threshold: int) -> _Measured:
                 "another session holds a lock on it (`lock_timeout_seconds` reached); its previous "
                 "statistics are kept and it is read again at the next sync"
             ) from None
+        if code == _UNDEFINED_TABLE:
+            raise _Skipped("it was dropped or renamed while the sync ran; the next sync sees it as gone") from None
         if code == _QUERY_CANCELED:
             raise _Skipped(
                 "measuring it exceeded `statement_timeout_seconds`; raise that or lower "
                 "`exact_row_count_threshold`"
             ) from None
         raise
-    return _Measured(size_bytes=size, row_count=row_count, exact=exact)
+    count_by_oid = {row.oid: counts[position] for position, row in enumerate(counted)}
+    return [
+        _Measured(
+            size_bytes=sizes.get(row.oid),
+            row_count=count_by_oid[row.oid] if is_exact else _estimate(row),
+            exact=is_exact,
+        )
+        for row, is_exact in zip(rows, exact, strict=True)
+    ]
+
+
+def _estimate(row: Any) -> int | None:
+    return row.row_estimate if row.row_estimate is not None else row.live_tuples
+
+
+def _count_exactly(row: Any, threshold: int) -> bool:
+    estimate = _estimate(row)
+    return bool(row.populated) and estimate is not None and estimate < threshold
 
 
 def _moved(before: PostgresRelationStatistics, row: Any) -> bool:
