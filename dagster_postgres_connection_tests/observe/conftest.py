@@ -22,14 +22,12 @@ CONNECTION = "pagila_prod"
 SYNC_JOB = f"{CONNECTION}_sync"
 
 
-@pytest.fixture(autouse=True)
-def _reader_password(monkeypatch: pytest.MonkeyPatch, pagila: PgTarget) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, pagila.password)
-
-
 @pytest.fixture(name="db")
-def db_fixture(fresh_database: Callable[..., PgTarget]) -> PgTarget:
-    return fresh_database()
+def db_fixture(fresh_database: Callable[..., PgTarget], monkeypatch: pytest.MonkeyPatch) -> PgTarget:
+    """A private Pagila copy; the read-only role's password is in `PASSWORD_ENV`."""
+    target = fresh_database()
+    monkeypatch.setenv(PASSWORD_ENV, target.password)
+    return target
 
 
 @pytest.fixture(name="instance")
