@@ -6,7 +6,7 @@ fixed number of statements whatever the number of objects. `check` turns the res
 findings with the exact GRANTs (`assess_privileges`), `preview` into the selection decisions.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from dagster_shared.record import record
@@ -20,7 +20,7 @@ from dagster_postgres_connection.catalog.connection import (
 from dagster_postgres_connection.catalog.models import PostgresRelationKind
 from dagster_postgres_connection.catalog.selection import SelectionDecision, select_database
 from dagster_postgres_connection.config import PostgresConnectionSettings
-from dagster_postgres_connection.errors import PostgresUnreachableError
+from dagster_postgres_connection.errors import PostgresConnectionError, PostgresUnreachableError
 
 # Databases tried, after the configured ones, to ask the server about the role and its databases.
 _BOOTSTRAP_DATABASES = ("postgres", "template1")
@@ -106,12 +106,7 @@ class PrivilegeInspection:
     statement_count: int
 
 
-DatabaseCallback = Callable[[str], None]
-
-
-def inspect_privileges(
-    settings: PostgresConnectionSettings, *, on_database: DatabaseCallback | None = None
-) -> PrivilegeInspection:
+def inspect_privileges(settings: PostgresConnectionSettings) -> PrivilegeInspection:
     """Reads the role's privileges on every database the configuration may select.
 
     Raises:
@@ -129,14 +124,12 @@ def inspect_privileges(
         decision = select_database(settings.filters, access.name)
         if not decision or not access.exists or not access.can_connect or not access.allows_connections:
             return DatabaseInspection(access=access, decision=decision), 0
-        if on_database:
-            on_database(access.name)
         engine, counter = create_catalog_engine(settings, access.name)
         try:
             with catalog_transaction(engine, settings, access.name) as conn:
                 privileges = read_database_privileges(conn)
             return DatabaseInspection(access=access, decision=decision, privileges=privileges), counter.count
-        except PostgresUnreachableError as error:
+        except PostgresConnectionError as error:  # this database only: the others are still checked
             return DatabaseInspection(access=access, decision=decision, error=str(error)), counter.count
         finally:
             engine.dispose()
