@@ -123,3 +123,15 @@ def test_statements_do_not_grow_with_the_number_of_tables(
     # Role and databases, then schemas, relations and default privileges per database (plus any
     # per-session setup of connection.py): the same for 30 and 330 tables.
     assert counts[0] == counts[1] <= 10
+
+
+def test_a_configured_database_that_does_not_exist_is_an_error_without_fix(pagila: PgTarget, run_cli: RunCli) -> None:
+    result = run_cli("check", *target_flags(pagila), "--database", "no_such_db", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    errors = [f for f in report["findings"] if f["severity"] == "error"]
+    assert errors == [
+        {"severity": "error", "subject": "database `no_such_db`", "database": None, "fix": [],
+         "message": "database `no_such_db` does not exist on the server: fix `databases`."}
+    ]
+    assert report["readable_relations"] == report["selected_relations"] > 0  # pagila itself was checked
