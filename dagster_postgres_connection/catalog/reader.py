@@ -232,12 +232,12 @@ def _read_database_in_transaction(
         kind = PostgresRelationKind.from_relkind(row.relkind)
         if not select_relation(settings.filters, database, row.schema, row.name, kind):
             continue
-        if row.has_select is None:
-            continue  # dropped since our snapshot: the privilege functions look it up as of now
-        if not row.has_usage:
+        # NULL privileges: dropped since our snapshot (has_*_privilege look it up as of now). It
+        # is kept as the snapshot saw it, so foreign keys and view deps pointing at it never dangle.
+        if row.has_usage is False:
             schemas_without_usage.add(row.schema)
             continue
-        if not row.has_select:
+        if row.has_select is False:
             skipped.append(
                 PostgresSkippedObject(
                     database=database, schema=row.schema, name=row.name,
