@@ -10,9 +10,14 @@ import pytest
 from psycopg2 import sql
 
 from dagster_postgres_connection import build_postgres_connection_defs
+from dagster_postgres_connection.catalog.connection import (
+    catalog_transaction,
+    create_catalog_engine,
+)
 from dagster_postgres_connection.catalog.grants import quote_ident
+from dagster_postgres_connection.observe.queries import row_counts
 from dagster_postgres_connection.testing import EmbeddedPostgres
-from dagster_postgres_connection_tests.reliability.conftest import PASSWORD_ENV
+from dagster_postgres_connection_tests.reliability.conftest import PASSWORD_ENV, SettingsFactory
 from dagster_postgres_connection_tests.utils import PgTarget
 
 INJECTION = 'x"; DROP TABLE victim; --'
@@ -101,6 +106,29 @@ def test_hostile_names_are_never_executed(
         assert pagila_server.query(
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'odd'", database=target.database
         ) == [(1,)]
+
+
+def test_exact_row_counts_quote_hostile_names(
+    pagila_server: EmbeddedPostgres,
+    odd_databases: tuple[list[PgTarget], list[tuple[str, str]]],
+    make_settings: SettingsFactory,
+) -> None:
+    """The one place identifiers enter SQL text (observe's exact counts), through our session."""
+    target = odd_databases[0][0]
+    hostile = [("odd", INJECTION), ("odd", "y'); DELETE FROM victim; --"), (SCHEMAS[-1], INJECTION), ("select", "MixedCase")]
+    pagila_server.execute(
+        sql.SQL("INSERT INTO {} (id) VALUES (1), (2)").format(sql.Identifier("odd", INJECTION)), target.database
+    )
+    settings = make_settings(target)
+    engine, _ = create_catalog_engine(settings, target.database)
+    try:
+        with catalog_transaction(engine, settings, target.database) as conn:
+            counts = dict(conn.execute(row_counts(hostile)).tuples().all())
+    finally:
+        engine.dispose()
+        pagila_server.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier("odd", INJECTION)), target.database)
+    assert counts == {0: 2, 1: 0, 2: 0, 3: 0}
+    assert pagila_server.query("SELECT to_regclass('public.victim') IS NOT NULL", database=target.database) == [(True,)]
 
 
 def test_grant_statements_quote_hostile_names() -> None:
