@@ -90,10 +90,12 @@ class NameFilter(BaseModel):
 
     @cached_property
     def include_regexes(self) -> tuple[re.Pattern[str], ...]:
+        """`include`, compiled case-insensitive (match them with `fullmatch`)."""
         return tuple(re.compile(p, re.IGNORECASE) for p in self.include)
 
     @cached_property
     def exclude_regexes(self) -> tuple[re.Pattern[str], ...]:
+        """`exclude`, compiled case-insensitive (match them with `fullmatch`)."""
         return tuple(re.compile(p, re.IGNORECASE) for p in self.exclude)
 
 
@@ -127,6 +129,7 @@ class PostgresPassword(BaseModel):
     env_var: str
 
     def get(self) -> str:
+        """The password, read from the environment now (raises `PostgresConfigError` if unset)."""
         value = os.environ.get(self.env_var)
         if value is None:
             raise PostgresConfigError(

@@ -70,6 +70,7 @@ class PostgresMetadataSet(NamespacedMetadataSet):
 
     @classmethod
     def namespace(cls) -> str:
+        """The key prefix: `dagster-postgres-connection/<field>`."""
         return "dagster-postgres-connection"
 
 
@@ -86,22 +87,27 @@ class PostgresRelationProps:
 
     @property
     def database(self) -> str:
+        """The relation's database, e.g. `pagila`."""
         return self.relation.database
 
     @property
     def schema(self) -> str:
+        """The relation's schema, e.g. `public`."""
         return self.relation.schema
 
     @property
     def name(self) -> str:
+        """The relation's name, e.g. `film`."""
         return self.relation.name
 
     @property
     def kind(self) -> str:
+        """`table`, `partitioned_table`, `view`, `materialized_view` or `foreign_table`."""
         return self.relation.kind.value
 
     @property
     def table_name(self) -> str:
+        """`database.schema.name`, the value of `dagster/table_name`."""
         return self.relation.qualified_name
 
     @property
@@ -199,6 +205,7 @@ class DagsterPostgresTranslator:
     """
 
     def get_asset_key(self, props: PostgresRelationProps) -> AssetKey:
+        """`[connection, database, schema, relation]`; override to change every key at once."""
         return AssetKey([props.connection_name, props.database, props.schema, props.name])
 
     def get_upstream_asset_key(self, props: PostgresRelationProps, ref: PostgresRelationRef) -> AssetKey:
@@ -227,6 +234,7 @@ class DagsterPostgresTranslator:
         return TableColumnLineage(deps_by_column=deps_by_column) if deps_by_column else None
 
     def get_asset_spec(self, props: PostgresRelationProps) -> AssetSpec:
+        """The relation's spec: key, group, kinds, description, deps, owners and metadata."""
         relation = props.relation
         metadata = {
             **TableMetadataSet(

@@ -6,6 +6,7 @@ The README's reference table must list every attribute with its default, and its
 examples must select, on the real Pagila, the number of assets they claim.
 """
 
+import inspect
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+import dagster_postgres_connection
 from dagster_postgres_connection import PostgresConnectionComponent
 from dagster_postgres_connection.assets import relation_props
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
@@ -150,3 +152,38 @@ def test_readme_filter_examples_select_what_they_say(
         filters = PostgresFilters(**yaml.safe_load(block)["filters"])
         selected = sorted(p.name for p in relation_props(pagila_snapshot, pagila_settings(pagila, filters)))
         assert len(selected) == int(count), (block, selected)
+
+
+# --- docstrings -----------------------------------------------------------------------------
+
+
+def public_api() -> dict[str, object]:
+    """Classes and functions `dagster_postgres_connection` exports."""
+    return {
+        name: value
+        for name, value in vars(dagster_postgres_connection).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__.startswith("dagster_postgres_connection")
+    }
+
+
+def undocumented_members(cls: type) -> list[str]:
+    missing = []
+    for name, member in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        function = getattr(member, "__func__", None) or getattr(member, "fget", None) or getattr(member, "func", None) or member
+        if inspect.isfunction(function) and not inspect.getdoc(function):
+            missing.append(f"{cls.__name__}.{name}")
+    return missing
+
+
+def test_public_api_has_docstrings() -> None:
+    api = public_api()
+    assert {"PostgresConnectionComponent", "build_postgres_connection_defs", "DagsterPostgresTranslator"} <= set(api)
+    missing = [name for name, value in api.items() if not (value.__doc__ or "").strip()]
+    for value in api.values():
+        if inspect.isclass(value):
+            missing += undocumented_members(value)
+    assert not missing, f"public API without a docstring: {missing}"

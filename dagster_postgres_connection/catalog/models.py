@@ -19,6 +19,8 @@ SNAPSHOT_FORMAT_VERSION = 1
 
 @whitelist_for_serdes
 class PostgresRelationKind(Enum):
+    """What a relation is (`pg_class.relkind` r, p, v, m, f); the value is also its Dagster kind."""
+
     TABLE = "table"
     PARTITIONED_TABLE = "partitioned_table"
     VIEW = "view"
@@ -27,10 +29,12 @@ class PostgresRelationKind(Enum):
 
     @property
     def is_view(self) -> bool:
+        """Views and materialized views (selected by `filters.views`, not `filters.tables`)."""
         return self in (PostgresRelationKind.VIEW, PostgresRelationKind.MATERIALIZED_VIEW)
 
     @classmethod
     def from_relkind(cls, relkind: str) -> "PostgresRelationKind":
+        """`'r'` -> `TABLE`, ... (`KeyError` for kinds that are never assets, e.g. `'i'`)."""
         return _KIND_BY_RELKIND[relkind]
 
 
@@ -46,6 +50,8 @@ _KIND_BY_RELKIND = {
 @whitelist_for_serdes
 @record
 class PostgresColumn:
+    """One column of a relation, in table order."""
+
     name: str
     type: str  # as Postgres spells it (format_type), e.g. `character varying(25)`
     nullable: bool
@@ -61,6 +67,8 @@ class PostgresColumn:
 @whitelist_for_serdes
 @record
 class PostgresForeignKey:
+    """A foreign key: `columns` reference `referred_columns` of `referred_schema.referred_table`."""
+
     name: str
     columns: Sequence[str]
     referred_schema: str
@@ -71,6 +79,8 @@ class PostgresForeignKey:
 @whitelist_for_serdes
 @record
 class PostgresUniqueConstraint:
+    """A `UNIQUE` constraint over `columns`."""
+
     name: str
     columns: Sequence[str]
 
@@ -170,6 +180,8 @@ class PostgresForeignTable:
 @whitelist_for_serdes
 @record
 class PostgresRelation:
+    """A table, partitioned table, view, materialized view or foreign table, as read from the catalog."""
+
     database: str
     schema: str
     name: str
@@ -220,6 +232,8 @@ class PostgresSkippedObject:
 @whitelist_for_serdes
 @record
 class PostgresDatabase:
+    """The relations read from one database, in one `REPEATABLE READ` snapshot."""
+
     name: str
     server_version: str
     relations: Sequence[PostgresRelation]
@@ -228,6 +242,8 @@ class PostgresDatabase:
 @whitelist_for_serdes
 @record
 class PostgresCatalogSnapshot:
+    """Everything one catalog read found (and skipped): the component's state, the factory's file."""
+
     connection_name: str
     host: str
     port: int
@@ -241,8 +257,10 @@ class PostgresCatalogSnapshot:
 
     @cached_method
     def relations(self) -> Sequence[PostgresRelation]:
+        """Every relation of every database, partitions included."""
         return [relation for database in self.databases for relation in database.relations]
 
     @cached_method
     def relations_by_key(self) -> Mapping[tuple[str, str, str], PostgresRelation]:
+        """Relations by `(database, schema, name)`."""
         return {(r.database, r.schema, r.name): r for r in self.relations()}

@@ -287,6 +287,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
 
     @cached_property
     def settings(self) -> PostgresConnectionSettings:
+        """The attributes as the settings the reader, the sync job and the CLI share."""
         return PostgresConnectionSettings(
             name=self.name,
             host=self.host,
@@ -307,6 +308,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
 
     @cached_property
     def translator(self) -> DagsterPostgresTranslator:
+        """`get_asset_spec` (overridable in a subclass), then the YAML `translation`."""
         return PostgresComponentTranslator(self)
 
     @cached_property
@@ -328,13 +330,16 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
 
     @property
     def defs_state_config(self) -> DefsStateConfig:
+        """`defs_state`, keyed `PostgresConnectionComponent[<name>]` (Fivetran's and Airbyte's scheme)."""
         return DefsStateConfig.from_args(self.defs_state, default_key=f"{self.__class__.__name__}[{self.name}]")
 
     def write_state_to_path(self, state_path: Path) -> None:
+        """Reads the catalog and writes the snapshot (`dg utils refresh-defs-state`)."""
         # Read fully before touching the file: a failed read leaves the previous snapshot in place.
         write_snapshot(read_catalog(self.settings), state_path)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """Loads from the snapshot; reads the catalog first only when there is none yet."""
         config = self.defs_state_config
         load_context = DefinitionsLoadContext.get()
         if (
@@ -366,6 +371,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
             )
 
     def build_defs_from_state(self, context: dg.ComponentLoadContext, state_path: Path | None) -> dg.Definitions:
+        """Assets, sync job, schedule, checks (and profile job) from the snapshot at `state_path`."""
         if state_path is None:
             raise PostgresSnapshotError(
                 f"Connection `{self.name}` has no catalog snapshot in its state storage yet: run "
@@ -399,6 +405,7 @@ class PostgresComponentTranslator(
         self._component = component
 
     def get_asset_spec(self, props: PostgresRelationProps) -> dg.AssetSpec:
+        """The component's spec for `props`, then its `translation` applied."""
         spec = super().get_asset_spec(props)
         if self.component.translation is not None:
             spec = self.component.translation(spec, props)
