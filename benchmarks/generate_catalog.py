@@ -22,7 +22,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -35,9 +35,11 @@ SCHEMA_MARKER = "benchmarks/generate_catalog.py"
 FDW_NAME = "bench_fdw"
 FDW_SERVER = "bench_remote"
 
-# ~6-10 lock-table entries per table (table, toast, toast index, pk/unique/extra indexes,
-# identity sequence, referenced tables of FKs).  500 tables per transaction stays well
-# below the default lock table (max_locks_per_transaction=64 x ~120 backends ~= 7.7k).
+# A new table holds ~11.5 lock-table entries until commit (table, TOAST table and index,
+# indexes, sequence, tables its FKs reference).  500 tables (~5.8k) fit the default lock
+# table (max_locks_per_transaction=64 x ~135 processes ~= 8.6k).  Bigger transactions are
+# also slower: each statement's end walks all locks held (LockReassignCurrentOwner), so
+# 10k tables in one transaction cost 2.2x the server CPU of 20 x 500.
 DEFAULT_TABLES_PER_TRANSACTION = 500
 DEFAULT_VIEWS_PER_TRANSACTION = 1000
 DEFAULT_PARTITIONS = 120
@@ -755,7 +757,7 @@ def generate_catalog(
     foreign_tables: int | None = None,
     tables_per_transaction: int = DEFAULT_TABLES_PER_TRANSACTION,
     analyze: bool = True,
-    log: Any = None,
+    log: Callable[[str], None] | None = None,
 ) -> CatalogStats:
     """Create the catalog in the database at ``url_or_engine`` and return what it holds.
 
@@ -822,7 +824,7 @@ def generate_catalog(
                 phase("foreign_tables", iter([plan.foreign]))
             except Exception as exc:  # e.g. not a superuser: the rest is still useful
                 say(f"skipping foreign tables: {exc}".strip())
-        views_per_tx = max(1, tables_per_transaction * 2)
+        views_per_tx = DEFAULT_VIEWS_PER_TRANSACTION  # ~3 locks per view
         phase("views", (
             [s for v in chunk for s in _view_ddl(v)]
             for chunk in _chunks(plan.views, views_per_tx)
@@ -893,11 +895,12 @@ def count_catalog(conn: Any, schemas: list[str]) -> CatalogStats:
         "unique_constraints", "foreign_keys", "check_constraints", "relation_comments",
         "column_comments", "view_dependencies",
     ]  # fmt: skip
-    return CatalogStats(**{n: int(v) for n, v in zip(names, row, strict=True)})
+    values: dict[str, Any] = {n: int(v) for n, v in zip(names, row, strict=True)}
+    return CatalogStats(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--url", required=True, help="SQLAlchemy or libpq URL of the target database")
     p.add_argument("--tables", type=int, default=10_000, help="ordinary tables (not partitions)")
     p.add_argument("--schemas", type=int, default=50)

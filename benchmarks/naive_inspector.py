@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 # Schemas no catalog tool wants; SQLAlchemy's get_schema_names already hides pg_*.
 SYSTEM_SCHEMAS = ("information_schema",)
@@ -52,11 +53,11 @@ def count_statements(engine: sa.Engine) -> Iterator[list[int]]:
     def on_execute(*_args: Any) -> None:
         box[0] += 1
 
-    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield box
     finally:
-        sa.event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "before_cursor_execute", on_execute)
 
 
 def _warm_up(engine: sa.Engine) -> None:

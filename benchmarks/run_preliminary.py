@@ -222,7 +222,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
     p.add_argument("--schemas", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
