@@ -67,21 +67,23 @@ _ENV_EXAMPLE = """\
 
 _GITIGNORE = ".env\n.venv/\n__pycache__/\n*.egg-info/\n"
 
-_README = """\
-# {name}
-
-The catalog of a Postgres server as Dagster assets (code location `{name}`).
-
-```bash
+_NEXT_STEPS = """\
 pip install -e ".[dev]"          # or: uv sync --extra dev
 cp .env.example .env             # then set {password_env_var}
 dagster-postgres-connection check {defs_yaml}    # permissions, with the GRANTs that fix them
 dagster-postgres-connection preview {defs_yaml}  # what the filters select, and why
 dagster-postgres-connection sync {defs_yaml}     # read the catalog into the snapshot
 dg dev                                           # the assets in the UI
-```
 """
 
+_README = """\
+# {name}
+
+The catalog of a Postgres server as Dagster assets (code location `{name}`).
+
+```bash
+{next_steps}```
+"""
 
 @click.command()
 @click.argument("name")
@@ -111,6 +113,7 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
     )
     env_var = password_env_var or default_password_env_var(name)
     defs_yaml = Path("src", name, "defs", name, "defs.yaml")
+    next_steps = _NEXT_STEPS.format(password_env_var=env_var, defs_yaml=defs_yaml.as_posix())
     files = {
         Path("pyproject.toml"): _PYPROJECT.format(name=name),
         Path("src", name, "__init__.py"): "",
@@ -119,7 +122,7 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
         defs_yaml: render_defs_yaml(name, params),
         Path(".env.example"): _ENV_EXAMPLE.format(password_env_var=env_var),
         Path(".gitignore"): _GITIGNORE,
-        Path("README.md"): _README.format(name=name, password_env_var=env_var, defs_yaml=defs_yaml.as_posix()),
+        Path("README.md"): _README.format(name=name, next_steps=next_steps),
     }
     for relative, text in files.items():
         path = target / relative
@@ -129,7 +132,8 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
     if workspace and target.is_relative_to(workspace.parent):
         _add_to_workspace(workspace, target)
         click.echo(f"Added it to the workspace {workspace}.")
-    click.echo(_README.format(name=name, password_env_var=env_var, defs_yaml=defs_yaml.as_posix()).split("```bash\n")[1].rstrip("`\n"))
+    click.echo(f"Next, in {target}:")
+    click.echo(next_steps, nl=False)
 
 
 def _check_name(name: str) -> None:
