@@ -119,6 +119,10 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
               filters:
                 schemas: {include: ["public", "sales_.*"]}
                 tables: {exclude: ["tmp_.*"]}
+
+    Scaffold one with ``dg scaffold defs dagster_postgres_connection.PostgresConnectionComponent
+    pagila_prod --host db.internal --username dagster_reader --databases pagila`` (or a whole
+    project with ``dagster-postgres-connection init pagila_prod``).
     """
 
     name: str = Field(
