@@ -95,6 +95,8 @@ def main() -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
+        # dg imports the example's package; on a fresh clone it is not pip-installed.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR / "src"), os.environ.get("PYTHONPATH")])),
         "DAGSTER_HOME": str(dagster_home),
         "POSTGRES_CONNECTION_HOST": HOST,
         "POSTGRES_CONNECTION_PORT": str(server.port),
