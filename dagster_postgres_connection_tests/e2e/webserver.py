@@ -77,6 +77,7 @@ class DagsterWebserver:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() signals the whole tree
+                preexec_fn=_default_sigint,
             )
         try:
             self._wait_until_loaded(timeout)
@@ -157,6 +158,12 @@ class DagsterWebserver:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _default_sigint() -> None:
+    """Runs in the child before `dg`: a shell's background job inherits SIGINT ignored, and
+    `dagster dev` then cannot stop its webserver, daemon and code server on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_group(group: int, signum: int) -> None:
