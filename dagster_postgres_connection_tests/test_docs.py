@@ -75,7 +75,7 @@ def test_defaults_and_examples_reach_dg(yaml_schema: dict[str, Any]) -> None:
 def test_component_is_listed_with_its_summary() -> None:
     listed = json.loads(run_dg("list", "components", "--json"))["items"]
     summaries = {item["key"]: item["summary"] for item in listed}
-    assert summaries[COMPONENT] == PostgresConnectionComponent.__doc__.strip().splitlines()[0]
+    assert summaries[COMPONENT] == (PostgresConnectionComponent.__doc__ or "").strip().splitlines()[0]
 
 
 # --- README ---------------------------------------------------------------------------------
