@@ -70,5 +70,8 @@ def build_connection_definitions(
         asset_keys=asset_keys,
         snapshot_path=snapshot_path,
         no_snapshot_path_reason=no_snapshot_path_reason,
+        loaded_snapshot_mtime_ns=(
+            snapshot_path.stat().st_mtime_ns if snapshot_path is not None and snapshot_path.exists() else None
+        ),
     )
     return Definitions.merge(Definitions(assets=specs), build_observe_definitions(target, profiling))

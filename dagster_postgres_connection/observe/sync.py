@@ -72,16 +72,22 @@ class PostgresSyncTarget:
     asset_keys: Mapping[RelationKey, AssetKey]
     snapshot_path: Path | None
     no_snapshot_path_reason: str = ""
+    loaded_snapshot_mtime_ns: int | None = None  # of `snapshot_path` when `loaded_snapshot` came from it
 
     @property
     def severity(self) -> AssetCheckSeverity:
         return AssetCheckSeverity(self.sync.schema_check_severity)
 
     def previous_snapshot(self) -> PostgresCatalogSnapshot:
-        """The last sync's snapshot: the file when there is one, else what was loaded."""
-        if self.snapshot_path is not None and self.snapshot_path.exists():
-            return load_snapshot(self.snapshot_path)
-        return self.loaded_snapshot
+        """The last sync's snapshot: the file when there is one, else what was loaded.
+
+        The file is read again only when a sync rewrote it since the code location loaded:
+        deserializing a 10,000-table snapshot takes seconds.
+        """
+        path = self.snapshot_path
+        if path is None or not path.exists() or path.stat().st_mtime_ns == self.loaded_snapshot_mtime_ns:
+            return self.loaded_snapshot
+        return load_snapshot(path)
 
 
 def selected_relations(

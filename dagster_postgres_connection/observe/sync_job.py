@@ -19,7 +19,6 @@ from dagster import (
     Config,
     DefaultScheduleStatus,
     Definitions,
-    In,
     JobDefinition,
     Nothing,
     OpExecutionContext,
@@ -83,9 +82,12 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
 def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | None:
     """One `schema_unchanged` check per asset, all in one op (None without assets).
 
-    Built like `@multi_asset_check` builds it, but with input and output names of our own
-    (`asset_<i>`, `check_<i>`): the decorator derives them from the asset key, and a relation
-    named e.g. `Order$Tmp` is a valid asset key but not a valid op output name.
+    Built like `@multi_asset_check` builds it, with two differences. Output names are our own
+    (`check_<i>`): the decorator derives them from the asset key, and a relation named e.g.
+    `Order$Tmp` is a valid asset key but not a valid op output name. And the op has no inputs:
+    the checks read Postgres, not the assets' values, and 10,000 `Nothing` inputs made building
+    and validating the code location about five times slower (measured: 7 s + 38 s vs
+    1.5 s + 7 s for 11,000 checks).
     """
     if not target.asset_keys:
         return None
@@ -97,12 +99,10 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
         )
         for asset_key in target.asset_keys.values()
     ]
-    input_keys = {f"asset_{index}": spec.asset_key for index, spec in enumerate(specs)}
     output_specs = {f"check_{index}": spec for index, spec in enumerate(specs)}
 
     @op(
         name=f"{target.settings.name}_schema_unchanged",
-        ins={name: In(Nothing) for name in input_keys},
         out={name: Out(None, is_required=False) for name in output_specs},
         description="Compares the live catalog with the last snapshot; writes nothing (the sync job does).",
         tags={"dagster/kind/postgres": ""},
@@ -120,7 +120,7 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
             yield outcome.to_result(asset_key, target.severity)
 
     return AssetChecksDefinition.create(
-        keys_by_input_name=input_keys,
+        keys_by_input_name={},
         node_def=_checks,
         check_specs_by_output_name=output_specs,
         can_subset=True,
