@@ -221,6 +221,7 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
             "schema_check_events": MetadataValue.int(len(check_events)),
             "statements": MetadataValue.int(current.statement_count + measured.statement_count),
             "seconds": MetadataValue.float(round(time.perf_counter() - started, 3)),
+            "catalog_read_seconds": MetadataValue.float(current.read_seconds),
             "state": MetadataValue.text(kept),
         },
     )
