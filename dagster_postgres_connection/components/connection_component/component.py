@@ -103,7 +103,10 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     """Every table, view, materialized view and foreign table of a Postgres server as assets.
 
     The catalog is read into a snapshot (`dg utils refresh-defs-state`, or automatically on the
-    first load); the code location then loads from it without contacting Postgres.
+    first load); the code location then loads from it without contacting Postgres. The job
+    `<name>_sync` (scheduled with `sync_schedule`) refreshes that snapshot and reports row
+    counts, sizes, last-update times and `schema_unchanged` checks; `profiling:` adds a
+    `<name>_profile` job.
 
     Example:
         .. code-block:: yaml
@@ -119,6 +122,11 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
               filters:
                 schemas: {include: ["public", "sales_.*"]}
                 tables: {exclude: ["tmp_.*"]}
+              sync_schedule: "*/30 * * * *"
+              timezone: Europe/Paris
+              profiling:
+                relations: {include: ['public\\.(film|rental)']}
+                sample_percent: 1
 
     Scaffold one with ``dg scaffold defs dagster_postgres_connection.PostgresConnectionComponent
     pagila_prod --host db.internal --username dagster_reader --databases pagila`` (or a whole
