@@ -144,3 +144,16 @@ def test_the_job_exists_without_schedule_and_the_schedule_with_one(db: PgTarget,
     # Op, graph and job names must not clash in a code location (dg list/dev check this).
     both = build_defs(db, tmp_path / "snapshot", profiling={"relations": {"include": ["actor"]}})
     dg.Definitions.validate_loadable(both)
+
+
+def test_without_a_snapshot_path_the_sync_reports_and_says_it_keeps_nothing(
+    db: PgTarget, instance: dg.DagsterInstance
+) -> None:
+    defs = build_defs(db, None)
+    first = run_job(defs, instance)
+    assert first.success
+    assert data_events(first)["actor"].metadata["dagster/row_count"].value == 200
+    state = summary(first)["state"]
+    assert state.startswith("nothing kept: `build_postgres_connection_defs` got no `snapshot_path`")
+    # No statistics were kept: the next run measures (and reports) everything again.
+    assert "actor" in data_events(run_job(defs, instance))
