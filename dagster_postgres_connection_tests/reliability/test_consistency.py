@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import psycopg2.errors
 from psycopg2 import sql
 
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
@@ -17,9 +18,13 @@ from dagster_postgres_connection_tests.utils import PgTarget
 SYNCS = 25
 
 
-def _churn(server: EmbeddedPostgres, database: str, stop: threading.Event, rounds: list[int]) -> None:
+def _churn(
+    server: EmbeddedPostgres, database: str, stop: threading.Event, rounds: list[int], deadlocks: list[str]
+) -> None:
     """Creates and drops linked tables and views, one autocommitted statement at a time, so
-    every intermediate state is visible to a sync that starts at the wrong moment."""
+    every intermediate state is visible to a sync that starts at the wrong moment.
+
+    A statement chosen as a deadlock victim is recorded and run again (see the test)."""
     with server.connect(database) as conn, conn.cursor() as cur:
         i = 0
         while not stop.is_set():
@@ -33,7 +38,11 @@ def _churn(server: EmbeddedPostgres, database: str, stop: threading.Event, round
                 sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier("churn", f"parent_{i - 2}")),
                 sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("churn", f"child_{i - 2}")),
             ):
-                cur.execute(statement)
+                try:
+                    cur.execute(statement)
+                except psycopg2.errors.DeadlockDetected as error:
+                    deadlocks.append(" ".join(str(error).split()))
+                    cur.execute(statement)
             i += 1
             rounds.append(i)
             time.sleep(0.01)  # let a round's relations live about as long as a sync
@@ -75,12 +84,12 @@ def test_ddl_in_a_loop_never_yields_a_torn_catalog(
         target.database,
     )
     settings = make_settings(target, filters={"schemas": {"include": ["churn", "public"]}})
-    stop, rounds = threading.Event(), []
+    stop, rounds, deadlocks = threading.Event(), [], []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            _churn(pagila_server, target.database, stop, rounds)
+            _churn(pagila_server, target.database, stop, rounds, deadlocks)
         except BaseException as error:  # surfaced below: a dead churn thread would prove nothing
             errors.append(error)
 
@@ -101,3 +110,7 @@ def test_ddl_in_a_loop_never_yields_a_torn_catalog(
     assert len(rounds) > SYNCS, "the DDL loop did not overlap the syncs"
     # Most syncs saw churn relations, and not always the same number: DDL really ran during them.
     assert sum(1 for seen in seen_churn if seen) > SYNCS // 2 and len(set(seen_churn)) > 1, seen_churn
+    # Known limitation (FAULTS.md): the deparse functions take ACCESS SHARE locks that our
+    # transaction keeps, so a DROP racing the read can, rarely, be picked as a deadlock victim
+    # (seen once in ~10 runs of ~250 DDL rounds). The sync itself never fails; keep it rare.
+    assert len(deadlocks) <= 2, deadlocks
