@@ -8,6 +8,7 @@ host and database but never a credential.
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ _VANISHED_RELATION = re.compile(
     r"could not open relation with OID (\d+)|cache lookup failed for attribute \d+ of relation (\d+)"
 )
 _SAVEPOINT = "dpc_catalog"
+_LOCK_BUDGET = "dpc_lock_timeout_seconds"  # conn.info key: the configured total lock wait
+_DEPARSE_LOCK_WAIT_MS = 100  # well below PostgreSQL's default deadlock_timeout (1 s)
 _MAX_VANISHED = 200  # relations dropped during one read before we give up (then: retried later)
 
 # Server messages about one database: `database "x" does not exist`, `permission denied for
@@ -173,15 +176,29 @@ def execute_despite_drops(
     a busy migration never fails the sync, and each retry rules out one relation.
     """
     vanished: list[int] = []
+    # A deparse call waits at most _DEPARSE_LOCK_WAIT_MS for another session's lock; then the
+    # rollback to the savepoint releases every lock we took, the blocker proceeds, and the
+    # statement is retried with a fresh look at pg_locks, until `lock_timeout_seconds` is spent.
+    lock_deadline = time.monotonic() + conn.info[_LOCK_BUDGET]
     while True:
         try:
-            return conn.execute(statement, {**(params or {}), "vanished": vanished}).all()
+            return conn.execute(
+                statement,
+                {**(params or {}), "vanished": vanished, "deparse_lock_wait": f"{_DEPARSE_LOCK_WAIT_MS}ms"},
+            ).all()
         except DBAPIError as error:
-            match = _VANISHED_RELATION.search(str(error.orig))
-            if match is None or len(vanished) >= _MAX_VANISHED:
+            message = str(error.orig)
+            match = _VANISHED_RELATION.search(message)
+            waited = "lock timeout" in message or "deadlock detected" in message
+            if match is None and not (waited and time.monotonic() < lock_deadline):
+                raise
+            if len(vanished) >= _MAX_VANISHED:
                 raise
             conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            vanished.append(int(next(group for group in match.groups() if group)))
+            if match is not None:
+                vanished.append(int(next(group for group in match.groups() if group)))
+            else:
+                time.sleep(_DEPARSE_LOCK_WAIT_MS / 1000)
 
 
 @contextlib.contextmanager
@@ -200,6 +217,7 @@ def catalog_transaction(engine: Engine, settings: PostgresConnectionSettings, da
             # One savepoint, so a statement tripping over a concurrent DROP can be retried
             # (execute_despite_drops) without a new transaction, hence a new snapshot.
             conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+            conn.info[_LOCK_BUDGET] = settings.lock_timeout_seconds
             yield conn
     except DBAPIError as error:
         message = " ".join(str(error.orig).split()) if error.orig else type(error).__name__

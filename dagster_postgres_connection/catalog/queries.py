@@ -37,6 +37,12 @@ _LOCKED_RELATIONS_CTE = """
           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
         UNION
         SELECT unnest(CAST(:vanished AS oid[]))
+        UNION
+        -- Evaluated before any deparse call: from here on a lock wait lasts at most
+        -- :deparse_lock_wait, far below deadlock_timeout, so a DDL statement racing us is never
+        -- the deadlock victim (execute_despite_drops releases our locks and retries instead).
+        -- It lasts for the rest of the transaction; later statements only read pg_catalog.
+        SELECT NULL::oid WHERE set_config('lock_timeout', :deparse_lock_wait, true) IS NULL
     )
 """
 
