@@ -167,18 +167,20 @@ def _redact(message: str, settings: PostgresConnectionSettings) -> str:
 def execute_despite_drops(
     conn: Connection, statement: TextClause, params: Mapping[str, Any] | None = None
 ) -> Sequence[Row[Any]]:
-    """Runs a catalog statement with a `:vanished` OID list, ruling out relations dropped meanwhile.
+    """Runs a deparsing catalog statement (one using `queries._LOCKED_RELATIONS_CTE`) inside
+    `catalog_transaction`, so that concurrent DDL neither fails the sync nor waits on it.
 
-    Our REPEATABLE READ snapshot still lists a relation dropped a moment ago, but the deparse
-    functions (`pg_get_viewdef`, ...) look it up as of now and fail naming its OID. The
-    transaction is then rolled back to the savepoint `catalog_transaction` set (nothing to undo:
-    it is read-only, and the snapshot stays), and the statement retried with that OID skipped:
-    a busy migration never fails the sync, and each retry rules out one relation.
+    - Our REPEATABLE READ snapshot still lists a relation dropped a moment ago, but the deparse
+      functions (`pg_get_viewdef`, ...) look it up as of now and fail naming its OID: the
+      statement is retried with that OID in `:vanished`, each retry ruling out one relation.
+    - A deparse call waits at most `_DEPARSE_LOCK_WAIT_MS` for another session's lock: then the
+      statement is retried with a fresh look at `pg_locks`, until `lock_timeout_seconds` is spent.
+
+    Before a retry the transaction rolls back to the savepoint `catalog_transaction` set: nothing
+    to undo (it is read-only), the snapshot stays, and every lock we took is released, so the
+    other session proceeds instead of becoming a deadlock victim.
     """
     vanished: list[int] = []
-    # A deparse call waits at most _DEPARSE_LOCK_WAIT_MS for another session's lock; then the
-    # rollback to the savepoint releases every lock we took, the blocker proceeds, and the
-    # statement is retried with a fresh look at pg_locks, until `lock_timeout_seconds` is spent.
     lock_deadline = time.monotonic() + conn.info[_LOCK_BUDGET]
     while True:
         try:
