@@ -9,10 +9,12 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.metadata import TableMetadataSet
 from dagster._utils.test.definitions import scoped_definitions_load_context
-from dagster.components.testing import create_defs_folder_sandbox
 
 from dagster_postgres_connection import PostgresConnectionComponent, PostgresMetadataSet
-from dagster_postgres_connection_tests.utils import PgTarget
+from dagster_postgres_connection_tests.utils import PgTarget, scaffolded_connection
+from dagster_postgres_connection_tests.utils import (
+    connection_attributes as shared_connection_attributes,
+)
 
 PASSWORD_ENV = "DPC_TEST_READER_PASSWORD"
 
@@ -27,28 +29,15 @@ PAGILA_VIEWS = {
 
 
 def connection_attributes(target: PgTarget, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "pagila_prod",
-        "host": target.host,
-        "port": target.port,
-        "username": target.user,
-        "password": f"{{{{ env.{PASSWORD_ENV} }}}}",
-        "databases": [target.database],
-        **extra,
-    }
+    return shared_connection_attributes(target, password_env=PASSWORD_ENV, **extra)
 
 
 @contextmanager
 def load_defs(attributes: dict[str, Any]) -> Iterator[tuple[PostgresConnectionComponent, dg.Definitions]]:
-    with create_defs_folder_sandbox() as sandbox:
-        path = sandbox.scaffold_component(
-            component_cls=PostgresConnectionComponent,
-            defs_yaml_contents={"type": "dagster_postgres_connection.PostgresConnectionComponent", "attributes": attributes},
-        )
-        with scoped_definitions_load_context():
-            with sandbox.load_component_and_build_defs(defs_path=path) as (component, defs):
-                assert isinstance(component, PostgresConnectionComponent)
-                yield component, defs
+    with scaffolded_connection(attributes) as (sandbox, path), scoped_definitions_load_context():
+        with sandbox.load_component_and_build_defs(defs_path=path) as (component, defs):
+            assert isinstance(component, PostgresConnectionComponent)
+            yield component, defs
 
 
 @pytest.fixture(name="reader_password_env", autouse=True)
@@ -170,14 +159,7 @@ def test_unix_socket_connection(pagila: PgTarget) -> None:
 
 def test_refresh_state_writes_a_snapshot_without_the_password(pagila: PgTarget) -> None:
     """The Dagster state-backed rhythm: refresh writes the snapshot that loading reads."""
-    with create_defs_folder_sandbox() as sandbox:
-        path = sandbox.scaffold_component(
-            component_cls=PostgresConnectionComponent,
-            defs_yaml_contents={
-                "type": "dagster_postgres_connection.PostgresConnectionComponent",
-                "attributes": connection_attributes(pagila),
-            },
-        )
+    with scaffolded_connection(connection_attributes(pagila)) as (sandbox, path):
         with scoped_definitions_load_context():
             with sandbox.load_component_and_build_defs(defs_path=path) as (component, defs):
                 assert isinstance(component, PostgresConnectionComponent)

@@ -81,3 +81,36 @@ def count_statements(bind: Engine | Connection | type[Engine]) -> Iterator[State
         yield counter
     finally:
         event.remove(bind, "before_cursor_execute", _record)
+
+
+def connection_attributes(
+    target: PgTarget, *, password_env: str, name: str = "pagila_prod", **extra: Any
+) -> dict[str, Any]:
+    """`defs.yaml` attributes of a connection to `target`, the password read from `password_env`."""
+    return {
+        "name": name,
+        "host": target.host,
+        "port": target.port,
+        "username": target.user,
+        "password": f"{{{{ env.{password_env} }}}}",
+        "databases": [target.database],
+        **extra,
+    }
+
+
+@contextmanager
+def scaffolded_connection(attributes: dict[str, Any]) -> Iterator[tuple[Any, Path]]:
+    """A `dg` sandbox project holding one connection component: yields (sandbox, defs path)."""
+    from dagster.components.testing import create_defs_folder_sandbox
+
+    from dagster_postgres_connection import PostgresConnectionComponent
+
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(
+            component_cls=PostgresConnectionComponent,
+            defs_yaml_contents={
+                "type": "dagster_postgres_connection.PostgresConnectionComponent",
+                "attributes": attributes,
+            },
+        )
+        yield sandbox, path

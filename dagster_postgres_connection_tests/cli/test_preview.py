@@ -11,7 +11,7 @@ from dagster.components.testing import create_defs_folder_sandbox
 
 from dagster_postgres_connection import PostgresConnectionComponent
 from dagster_postgres_connection_tests.cli.conftest import PASSWORD_ENV, RunCli, target_flags
-from dagster_postgres_connection_tests.utils import PgTarget
+from dagster_postgres_connection_tests.utils import PgTarget, connection_attributes
 
 FILTERS = {
     "schemas": {"include": ["public"]},
@@ -21,15 +21,7 @@ FILTERS = {
 
 
 def attributes(target: PgTarget, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "pagila_prod",
-        "host": target.host,
-        "port": target.port,
-        "username": target.user,
-        "password": f"{{{{ env.{PASSWORD_ENV} }}}}",
-        "databases": [target.database],
-        **extra,
-    }
+    return connection_attributes(target, password_env=PASSWORD_ENV, **extra)
 
 
 def test_preview_matches_what_the_component_loads(pagila: PgTarget, run_cli: RunCli, monkeypatch: Any) -> None:

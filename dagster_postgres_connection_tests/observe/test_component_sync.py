@@ -1,16 +1,12 @@
 """The sync attributes of `PostgresConnectionComponent`: job, schedule, checks, profile job, and
 the snapshot refresh that makes the next load show new relations."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 import pytest
 from dagster._utils.test.definitions import scoped_definitions_load_context
-from dagster.components.testing import create_defs_folder_sandbox
 
-from dagster_postgres_connection import PostgresConnectionComponent
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.observe.conftest import (
     PASSWORD_ENV,
@@ -19,29 +15,15 @@ from dagster_postgres_connection_tests.observe.conftest import (
     run_job,
 )
 from dagster_postgres_connection_tests.test_component_errors import BASE, load_error_text
-from dagster_postgres_connection_tests.utils import PgTarget
+from dagster_postgres_connection_tests.utils import (
+    PgTarget,
+    connection_attributes,
+    scaffolded_connection,
+)
 
 
 def attributes(target: PgTarget, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "pagila_prod",
-        "host": target.host,
-        "port": target.port,
-        "username": target.user,
-        "password": f"{{{{ env.{PASSWORD_ENV} }}}}",
-        "databases": [target.database],
-        **extra,
-    }
-
-
-@contextmanager
-def sandbox_with(attrs: dict[str, Any]) -> Iterator[Any]:
-    with create_defs_folder_sandbox() as sandbox:
-        path = sandbox.scaffold_component(
-            component_cls=PostgresConnectionComponent,
-            defs_yaml_contents={"type": "dagster_postgres_connection.PostgresConnectionComponent", "attributes": attrs},
-        )
-        yield sandbox, path
+    return connection_attributes(target, password_env=PASSWORD_ENV, **extra)
 
 
 def load(sandbox: Any, path: Any) -> dg.Definitions:
@@ -58,7 +40,7 @@ def test_yaml_sync_attributes_give_job_schedule_checks_and_profile_job(db: PgTar
         schema_check_severity="ERROR",
         profiling={"relations": {"include": ["public\\.film"]}, "profile_schedule": "0 3 * * 0"},
     )
-    with sandbox_with(attrs) as (sandbox, path):
+    with scaffolded_connection(attrs) as (sandbox, path):
         defs = load(sandbox, path)
     schedule = defs.resolve_schedule_def(f"{SYNC_JOB}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("*/15 * * * *", "Europe/Paris")
@@ -73,7 +55,7 @@ def test_yaml_sync_attributes_give_job_schedule_checks_and_profile_job(db: PgTar
 def test_sync_refreshes_the_local_state_so_the_next_load_shows_new_tables(
     db: PgTarget, pagila_server: EmbeddedPostgres, instance: dg.DagsterInstance
 ) -> None:
-    with sandbox_with(attributes(db)) as (sandbox, path):
+    with scaffolded_connection(attributes(db)) as (sandbox, path):
         defs = load(sandbox, path)
         new_key = dg.AssetKey(["pagila_prod", db.database, "public", "arrivals"])
         assert new_key not in defs.resolve_asset_graph().get_all_asset_keys()
