@@ -30,7 +30,7 @@ from dagster.components.utils.translation import (
     create_component_translator_cls,
 )
 from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -287,36 +287,17 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     @property
     def sync_settings(self) -> PostgresSyncSettings:
         """The `<name>_sync` job's settings, from the sync attributes."""
-        return PostgresSyncSettings(
-            sync_schedule=self.sync_schedule,
-            timezone=self.timezone,
-            emit_materializations=self.emit_materializations,
-            unchanged_relations=self.unchanged_relations,
-            exact_row_count_threshold=self.exact_row_count_threshold,
-            mass_disappearance_threshold=self.mass_disappearance_threshold,
-            schema_check_severity=self.schema_check_severity,
-        )
+        return PostgresSyncSettings(**self._attributes_of(PostgresSyncSettings))
 
     @cached_property
     def settings(self) -> PostgresConnectionSettings:
         """The attributes as the settings the reader, the sync job and the CLI share."""
-        return PostgresConnectionSettings(
-            name=self.name,
-            host=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password or PostgresPassword(env_var=str(self.password_env_var)),
-            databases=self.databases,
-            filters=self.filters,
-            connect_timeout_seconds=self.connect_timeout_seconds,
-            statement_timeout_seconds=self.statement_timeout_seconds,
-            lock_timeout_seconds=self.lock_timeout_seconds,
-            sslmode=self.sslmode,
-            sslrootcert=self.sslrootcert,
-            max_concurrent_connections=self.max_concurrent_connections,
-            expose_partitions=self.expose_partitions,
-            owners_by_role=self.owners_by_role,
-        )
+        password = self.password or PostgresPassword(env_var=str(self.password_env_var))
+        return PostgresConnectionSettings(**self._attributes_of(PostgresConnectionSettings), password=password)
+
+    def _attributes_of(self, model: type[BaseModel]) -> dict[str, Any]:
+        """This component's values of `model`'s fields: each settings field is also an attribute."""
+        return {name: getattr(self, name) for name in model.model_fields if name != "password"}
 
     @cached_property
     def translator(self) -> DagsterPostgresTranslator:
