@@ -27,9 +27,8 @@ from dagster_postgres_connection_tests.conftest import (
     PAGILA_TEMPLATE,
     READER_ROLE,
 )
-from dagster_postgres_connection_tests.utils import REPO_ROOT, PgTarget, count_statements
+from dagster_postgres_connection_tests.utils import PgTarget, count_statements
 
-EMBEDDED_MODULE = REPO_ROOT / "dagster_postgres_connection" / "testing" / "embedded_postgres.py"
 PAGILA_TABLES = {
     "actor", "address", "category", "city", "country", "customer", "film", "film_actor",
     "film_category", "inventory", "language", "payment", "rental", "staff", "store",
@@ -278,18 +277,15 @@ def test_persistent_server_is_reused() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_server_dies_with_its_owner(sig: signal.Signals) -> None:
     """A killed pytest must not leave a server (and its files) behind: the watchdog's job."""
-    # Loads the module by path: importing the package would import Dagster (slow).
     owner = subprocess.Popen(
         [
             sys.executable,
             "-c",
             textwrap.dedent(
                 f"""
-                import importlib.util, time
-                spec = importlib.util.spec_from_file_location("ep", {str(EMBEDDED_MODULE)!r})
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                pg = module.EmbeddedPostgres(version={_first_version()}).start()
+                import time
+                from dagster_postgres_connection.testing import EmbeddedPostgres
+                pg = EmbeddedPostgres(version={_first_version()}).start()
                 print(pg.data_dir, flush=True)
                 time.sleep(120)
                 """
