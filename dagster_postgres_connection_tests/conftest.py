@@ -13,6 +13,9 @@ from psycopg2 import sql
 from sqlalchemy.engine import Connection, Engine
 
 from dagster_postgres_connection.testing import SUPPORTED_VERSIONS, EmbeddedPostgres
+from dagster_postgres_connection_tests.debian_postgres import (  # noqa: F401 (fixture, used by name)
+    debian_postgres_fixture,
+)
 from dagster_postgres_connection_tests.utils import (
     PgTarget,
     StatementCounter,

@@ -17,10 +17,7 @@ from dagster_postgres_connection.testing import LOCALHOST
 from dagster_postgres_connection_tests.catalog.helpers import key, read, specs_by_key
 
 # The session fixture of the reliability tests (Debian PostgreSQL 15), shared rather than copied.
-from dagster_postgres_connection_tests.reliability.conftest import (
-    DebianPostgres,
-    debian_postgres_fixture,  # noqa: F401 (a pytest fixture, used by name)
-)
+from dagster_postgres_connection_tests.debian_postgres import DebianPostgres
 from dagster_postgres_connection_tests.utils import PgTarget
 
 MAPPING_PASSWORD = "fdw-mapping-must-not-leak"

@@ -30,9 +30,9 @@ from dagster_postgres_connection.catalog.connection import build_url, create_cat
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.cli import cli
 from dagster_postgres_connection.errors import PostgresConnectionError
+from dagster_postgres_connection_tests.debian_postgres import DebianPostgres
 from dagster_postgres_connection_tests.reliability.conftest import (
     PASSWORD_ENV,
-    DebianPostgres,
     SettingsFactory,
 )
 from dagster_postgres_connection_tests.utils import PgTarget

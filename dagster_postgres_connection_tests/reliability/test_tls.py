@@ -4,7 +4,8 @@ import pytest
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.errors import PostgresUnreachableError
-from dagster_postgres_connection_tests.reliability.conftest import DebianPostgres, SettingsFactory
+from dagster_postgres_connection_tests.debian_postgres import DebianPostgres
+from dagster_postgres_connection_tests.reliability.conftest import SettingsFactory
 from dagster_postgres_connection_tests.utils import PgTarget
 
 
