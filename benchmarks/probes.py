@@ -1,0 +1,206 @@
+"""One measurement per process: `python benchmarks/probes.py KIND --url URL ...` prints one JSON line.
+
+`run.py` starts each probe as its own subprocess, so its peak RSS (taken by the parent with
+`os.wait4`) belongs to that measurement alone, and every probe pays the same interpreter start.
+Inside, each probe times only its own work (`seconds`, `cpu_seconds`) and counts the statements
+sent by every SQLAlchemy engine in the process (a class-level `before_cursor_execute` listener,
+the same method as `dagster_postgres_connection_tests/test_statement_count.py`).
+
+Kinds:
+- `raw`: the floor: the statements of `dagster_postgres_connection/catalog/queries.py` that a
+  sync sends (`RAW_STATEMENTS`), run directly in one read-only REPEATABLE READ transaction,
+  every row fetched, nothing built from the rows.
+- `ours`: `read_catalog` + `write_snapshot`, in-process, exactly what `sync` and the component do.
+- `load`: code location load from a snapshot: `build_postgres_connection_defs(snapshot_path=...)`,
+  the Definitions resolved into a repository (what a code server does before serving), and
+  the asset count checked against `--expect-assets`.
+- `naive`: `naive_inspector.naive_read`, the per-table Inspector loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
+
+PASSWORD_ENV_VAR = "DPC_BENCH_PASSWORD"  # the embedded server trusts local logins; any value does
+
+# Every catalog statement a sync sends per database, by its name in queries.py (a sync also
+# sends the transaction's BEGIN/SAVEPOINT and, without `databases`, LIST_DATABASES).
+RAW_STATEMENTS = (
+    "SERVER_VERSION",
+    "LIST_RELATIONS",
+    "LIST_COLUMNS",
+    "LIST_FOREIGN_KEYS",
+    "LIST_KEYS",
+    "LIST_INHERITANCE",
+    "LIST_VIEW_DEPENDENCIES",
+    "LIST_INDEXES",
+    "LIST_CHECK_AND_EXCLUSION_CONSTRAINTS",
+    "LIST_FOREIGN_TABLES",
+)
+
+
+@contextmanager
+def counting_statements() -> Iterator[list[int]]:
+    """Counts every statement any SQLAlchemy engine of this process sends while the block runs."""
+    box = [0]
+
+    def count(*_args: Any) -> None:
+        box[0] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield box
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def measured(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Runs `work`, adding its wall seconds, CPU seconds and statement count to what it returns."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    with counting_statements() as statements:
+        result = work()
+    return {
+        **result,
+        "seconds": round(time.perf_counter() - wall, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "statements": statements[0],
+    }
+
+
+def raw(url: str) -> dict[str, Any]:
+    from dagster_postgres_connection.catalog import queries
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:  # connect outside the measurement, as `ours` connects inside
+        conn.exec_driver_sql("SELECT 1")
+
+    def work() -> dict[str, Any]:
+        rows: dict[str, int] = {}
+        seconds: dict[str, float] = {}
+        with engine.connect() as conn:
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            with conn.begin():
+                params: dict[str, Any] = {
+                    "vanished": [],
+                    "deparse_lock_wait": "100ms",
+                    "schemas": [],
+                }
+                for name in RAW_STATEMENTS:
+                    started = time.perf_counter()
+                    result = conn.execute(getattr(queries, name), params).all()
+                    seconds[name] = round(time.perf_counter() - started, 3)
+                    rows[name] = len(result)
+                    if name == "LIST_RELATIONS":  # the schemas the other statements are given
+                        params["schemas"] = sorted({row.schema for row in result})
+        return {"rows": rows, "statement_seconds": seconds}
+
+    return measured(work)
+
+
+def _settings_kwargs(url: str) -> dict[str, Any]:
+    import dagster as dg
+
+    parsed = sa.make_url(url)
+    return {
+        "name": "bench",
+        "host": parsed.host,
+        "port": parsed.port,
+        "username": parsed.username,
+        "password": dg.EnvVar(PASSWORD_ENV_VAR),
+        "databases": [parsed.database],
+    }
+
+
+def ours(url: str, snapshot: Path) -> dict[str, Any]:
+    from dagster_postgres_connection.catalog.reader import read_catalog
+    from dagster_postgres_connection.catalog.state import write_snapshot
+    from dagster_postgres_connection.factory import build_postgres_connection_settings
+
+    settings = build_postgres_connection_settings(**_settings_kwargs(url))
+
+    def work() -> dict[str, Any]:
+        started = time.perf_counter()
+        catalog = read_catalog(settings)
+        read_seconds = time.perf_counter() - started
+        write_snapshot(catalog, snapshot)
+        return {
+            "relations": len(catalog.relations()),
+            "read_seconds": round(read_seconds, 3),
+            "write_seconds": round(time.perf_counter() - started - read_seconds, 3),
+            "snapshot_bytes": snapshot.stat().st_size,
+        }
+
+    return measured(work)
+
+
+def load(url: str, snapshot: Path, expect_assets: int) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        from dagster_postgres_connection.factory import build_postgres_connection_defs
+
+        defs = build_postgres_connection_defs(**_settings_kwargs(url), snapshot_path=snapshot)
+        repository = defs.get_repository_def()
+        assets = len(repository.asset_graph.get_all_asset_keys())
+        if assets != expect_assets:
+            raise SystemExit(f"load: {assets} assets, expected {expect_assets}")
+        return {"assets": assets}
+
+    # Imports count: a code server imports the package before it builds anything.
+    return measured(work)
+
+
+def naive(url: str) -> dict[str, Any]:
+    from naive_inspector import naive_read
+
+    engine = sa.create_engine(url)
+    result = naive_read(engine)  # counts its own statements, after one warm-up connect
+    engine.dispose()
+    return {
+        "seconds": round(result.seconds, 3),
+        "statements": result.statements,
+        "relations": sum(
+            result.counts[k] for k in ("tables", "views", "materialized_views", "foreign_tables")
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("kind", choices=["raw", "ours", "load", "naive"])
+    p.add_argument("--url", required=True, help="SQLAlchemy URL of the benchmark database")
+    p.add_argument("--snapshot", type=Path, help="snapshot file (ours writes it, load reads it)")
+    p.add_argument("--expect-assets", type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault(PASSWORD_ENV_VAR, "unused")
+    if args.kind == "raw":
+        result = raw(args.url)
+    elif args.kind == "ours":
+        result = ours(args.url, args.snapshot)
+    elif args.kind == "load":
+        result = load(args.url, args.snapshot, args.expect_assets)
+    else:
+        started = time.process_time()
+        result = {**naive(args.url), "cpu_seconds": None}
+        result["cpu_seconds"] = round(time.process_time() - started, 3)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""The comparison: raw floor, ours (sync in-process, sync CLI, code location load), naive, DataHub.
+
+On one throwaway PostgreSQL 18 (`EmbeddedPostgres`) and, per size, one generated catalog
+(`generate_catalog.py`), every measurement runs as its own subprocess, started and reaped here:
+wall time from outside (process start included), peak RSS and CPU of that process alone from
+`os.wait4`, server CPU from the postmaster's processes (`run_preliminary.ServerCpu`).
+Probes (`probes.py`) also report the time and statements of their work alone.
+
+DataHub's postgres source (`acryl-datahub[postgres]`, pinned below) is installed into
+`benchmarks/.venv-datahub` (git-ignored) on first use and run as `datahub ingest -c recipe.yml`
+with a file sink and profiling off, on the same database.
+
+Usage::
+
+    bash benchmarks/run.sh [--sizes 1000,10000] [--with-50k] [--skip-datahub] [--skip-naive]
+
+Prints a Markdown table and writes JSON with every number to `benchmarks/results/` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
+
+from generate_catalog import generate_catalog  # noqa: E402
+from probes import PASSWORD_ENV_VAR, RAW_STATEMENTS  # noqa: E402
+from run_preliminary import ServerCpu, recreate_database  # noqa: E402
+
+DATAHUB_REQUIREMENT = "acryl-datahub[postgres]==1.7.0.17"
+DATAHUB_VENV = HERE / ".venv-datahub"
+PYTHON = sys.executable
+SYNC_CLI = Path(PYTHON).with_name("dagster-postgres-connection")
+
+
+def ensure_datahub() -> Path:
+    """The `datahub` executable of DataHub's own virtualenv, installed from PyPI when missing."""
+    datahub = DATAHUB_VENV / "bin" / "datahub"
+    if not datahub.exists():
+        print(
+            f"installing {DATAHUB_REQUIREMENT} into {DATAHUB_VENV} (a few minutes, once)",
+            flush=True,
+        )
+        subprocess.run([sys.executable, "-m", "venv", str(DATAHUB_VENV)], check=True)
+        subprocess.run(
+            [str(DATAHUB_VENV / "bin" / "pip"), "install", "-q", DATAHUB_REQUIREMENT], check=True
+        )
+    return datahub
+
+
+def run_process(cmd: list[str], cpu: ServerCpu, log: Path) -> dict[str, Any]:
+    """Runs `cmd` to its end: wall, peak RSS and CPU of that process tree, server CPU, stdout."""
+    env = {**os.environ, PASSWORD_ENV_VAR: "unused", "DATAHUB_TELEMETRY_ENABLED": "false"}
+    server0 = cpu.total()
+    with log.open("w") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
+        try:
+            assert proc.stdout is not None
+            stdout = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted: leave no probe running against a stopped server
+            proc.kill()
+            raise
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd[:3])} ... failed ({proc.returncode}); see {log}\n{stdout[-2000:]}"
+        )
+    server1 = cpu.total()
+    return {
+        "wall_seconds": round(wall, 3),
+        "process_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+        "server_cpu_seconds": round(server1 - server0, 3)
+        if server0 is not None and server1 is not None
+        else None,
+        "stdout": stdout,
+    }
+
+
+def probe(kind: str, url: sa.URL, cpu: ServerCpu, work: Path, *extra: str) -> dict[str, Any]:
+    cmd = [
+        PYTHON,
+        str(HERE / "probes.py"),
+        kind,
+        "--url",
+        url.render_as_string(hide_password=False),
+        *extra,
+    ]
+    outer = run_process(cmd, cpu, work / f"{kind}.log")
+    inner = json.loads(outer.pop("stdout").strip().splitlines()[-1])
+    return {**outer, **inner}
+
+
+def sync_cli(url: sa.URL, cpu: ServerCpu, work: Path, snapshot: Path) -> dict[str, Any]:
+    cmd = [
+        str(SYNC_CLI), "sync", "--host", str(url.host), "--port", str(url.port), "--username", str(url.username),
+        "--database", str(url.database), "--password-env-var", PASSWORD_ENV_VAR, "--name", "bench",
+        "--output", str(snapshot),
+    ]  # fmt: skip
+    result = run_process(cmd, cpu, work / "sync.log")
+    stdout = result.pop("stdout")
+    match = re.search(r"(\d+) relations, (\d+) columns in ([\d.]+) s, (\d+) statements", stdout)
+    if match is None:
+        raise RuntimeError(f"unexpected sync output: {stdout}")
+    result.update(relations=int(match[1]), read_seconds=float(match[3]), statements=int(match[4]))
+    return result
+
+
+def datahub_ingest(datahub: Path, url: sa.URL, cpu: ServerCpu, work: Path) -> dict[str, Any]:
+    """`datahub ingest` of the same database: tables and views, profiling off, file sink."""
+    sink = work / "datahub_mces.json"
+    recipe = work / "datahub_recipe.yml"
+    recipe.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "source": {
+                    "type": "postgres",
+                    "config": {
+                        "host_port": f"{url.host}:{url.port}",
+                        "database": url.database,
+                        "username": url.username,
+                        "password": "unused",
+                        "include_tables": True,
+                        "include_views": True,
+                        "profiling": {"enabled": False},
+                    },
+                },
+                "sink": {"type": "file", "config": {"filename": str(sink)}},
+            },
+            indent=2,
+        )
+    )
+    result = run_process([str(datahub), "ingest", "-c", str(recipe)], cpu, work / "datahub.log")
+    result.pop("stdout")
+    text = sink.read_text()
+    # One SchemaMetadata aspect per relation DataHub ingested (partitions are datasets of their own).
+    result["relations"] = text.count("pegasus2avro.schema.SchemaMetadata") + text.count(
+        '"aspectName": "schemaMetadata"'
+    )
+    result["sink_bytes"] = len(text)
+    return result
+
+
+def measure_size(tables: int, admin: sa.URL, cpu: ServerCpu, args: argparse.Namespace,
+                 datahub: Path | None) -> dict[str, Any]:  # fmt: skip
+    db = recreate_database(admin, f"bench_{tables}")
+    stats = generate_catalog(db, tables=tables, schemas=args.schemas, seed=args.seed)
+    expect = (
+        stats.tables
+        + stats.partitioned_tables
+        + stats.views
+        + stats.materialized_views
+        + stats.foreign_tables
+    )
+    print(f"\n== {tables:,} tables: {expect:,} relations, {stats.columns:,} columns "
+          f"(generated in {stats.seconds:.1f} s)", flush=True)  # fmt: skip
+    out: dict[str, Any] = {"tables": tables, "relations": expect, "catalog": asdict(stats)}
+    with tempfile.TemporaryDirectory(prefix=f"dpc-bench-{tables}-") as tmp:
+        work = Path(tmp)
+        snapshot = work / "snapshot.json"
+
+        def repeat(name: str, times: int, fn: Any) -> None:
+            runs = []
+            for _ in range(times):
+                runs.append(fn())
+                print(f"  {name}: {_brief(runs[-1])}", flush=True)
+            out[name] = runs
+
+        repeat("raw", args.repeat, lambda: probe("raw", db, cpu, work))
+        repeat(
+            "ours", args.repeat, lambda: probe("ours", db, cpu, work, "--snapshot", str(snapshot))
+        )
+        repeat("sync_cli", args.repeat, lambda: sync_cli(db, cpu, work, snapshot))
+        repeat("load", args.repeat,
+               lambda: probe("load", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
+        if not args.skip_naive:
+            repeat("naive", 1, lambda: probe("naive", db, cpu, work))
+        if datahub is not None:
+            repeat("datahub", 1, lambda: datahub_ingest(datahub, db, cpu, work))
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def _brief(m: dict[str, Any]) -> str:
+    inner = f"work {m['seconds']:.2f} s, " if "seconds" in m else ""
+    return (
+        f"{inner}wall {m['wall_seconds']:.2f} s, cpu {m['process_cpu_seconds']:.2f} + server "
+        f"{m['server_cpu_seconds']} s, {m.get('statements', '-')} statements, peak RSS {m['peak_rss_mb']:.0f} MB"
+    )
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """One table: medians of the repeated rows, one run of naive and DataHub."""
+    lines = [
+        "| catalog | row | time (s) | wall, process start incl. (s) | CPU: work + server (s) "
+        "| statements | peak RSS (MB) | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in result["sizes"]:
+        label = f"{size['tables']:,} tables ({size['relations']:,} relations)"
+        raw_s, ours_s = _median(size["raw"], "seconds"), _median(size["ours"], "seconds")
+        sync_wall = _median(size["sync_cli"], "wall_seconds")
+        ours_cpu = _median(size["ours"], "cpu_seconds") + _median(
+            size["ours"], "server_cpu_seconds"
+        )
+        raw_cpu = _median(size["raw"], "cpu_seconds") + _median(size["raw"], "server_cpu_seconds")
+        rows: list[tuple[str, str, Any, str]] = [
+            ("raw: our catalog statements", "raw", "seconds", ""),
+            ("ours: read_catalog + write_snapshot", "ours", "seconds",
+             f"ours/raw {ours_s / raw_s:.2f}x time, {ours_cpu / raw_cpu:.2f}x CPU"),
+            ("ours: `sync` CLI", "sync_cli", "wall_seconds", ""),
+            ("ours: code location load", "load", "seconds", ""),
+        ]  # fmt: skip
+        if size.get("naive"):
+            naive = size["naive"][0]["seconds"]
+            rows.append(
+                (
+                    "naive: Inspector per table",
+                    "naive",
+                    "seconds",
+                    f"naive/ours {naive / ours_s:.0f}x",
+                )
+            )
+        if size.get("datahub"):
+            peer = size["datahub"][0]["wall_seconds"]
+            rows.append(
+                (
+                    "DataHub `datahub ingest`",
+                    "datahub",
+                    "wall_seconds",
+                    f"DataHub/sync CLI {peer / sync_wall:.0f}x",
+                )
+            )
+        for title, key, time_key, ratio in rows:
+            runs = size[key]
+            # The work's own CPU where a probe reports it, else the whole process's.
+            client = "cpu_seconds" if "cpu_seconds" in runs[0] else "process_cpu_seconds"
+            cpu = _median(runs, client) + _median(runs, "server_cpu_seconds")
+            statements = _median(runs, "statements")
+            lines.append(
+                f"| {label} | {title} | {_median(runs, time_key):.2f} | {_median(runs, 'wall_seconds'):.2f} "
+                f"| {cpu:.1f} | {'n/a' if statements != statements else f'{statements:,.0f}'} "
+                f"| {_median(runs, 'peak_rss_mb'):.0f} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--sizes", default="1000,10000", help="comma-separated table counts")
+    p.add_argument("--with-50k", action="store_true", help="add a 50,000-table catalog")
+    p.add_argument("--schemas", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--repeat", type=int, default=3, help="runs of raw/ours/sync/load (medians shown)"
+    )
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-datahub", action="store_true")
+    p.add_argument("--out", type=Path, default=HERE / "results")
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([50_000] if args.with_50k else [])
+    datahub = None if args.skip_datahub else ensure_datahub()
+
+    from dagster_postgres_connection.testing import EmbeddedPostgres
+
+    result: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
+        "raw_statements": list(RAW_STATEMENTS),
+        "sizes": [],
+    }  # fmt: skip
+    with EmbeddedPostgres(version=18) as pg:
+        admin = pg.url("postgres")
+        cpu = ServerCpu(admin)
+        for tables in sizes:
+            result["sizes"].append(measure_size(tables, admin, cpu, args, datahub))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"run-{int(time.time())}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print()
+    print(markdown(result))
+    print(f"\nload average before/after: {result['machine']['loadavg_before']} / "
+          f"{result['sizes'][-1]['loadavg_after'] if result['sizes'] else '-'}; wrote {path}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
