@@ -1,6 +1,7 @@
 """Every raw pg_catalog statement we issue, named and written once.
 
-They complement SQLAlchemy's Inspector where it has no batched call or would do wasted work:
+They stand in for SQLAlchemy's Inspector where it has no batched call or its batched calls cost
+more (`get_multi_*` sends statements per schema; keys come from `LIST_KEYS` instead):
 relation kind/owner/privileges/size come from `pg_class`, and column types are spelled by
 `format_type`, exactly as `psql \\d` shows them. Each runs once per database, whatever the
 number of relations. Nothing here opens a relation (no `pg_relation_size`), and the deparse

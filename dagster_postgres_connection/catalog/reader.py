@@ -291,7 +291,7 @@ class _Constraints:
     """Primary and unique keys from `LIST_KEYS`, foreign keys from `LIST_FOREIGN_KEYS`, by (schema, name)."""
 
     def __init__(self) -> None:
-        # The Inspector's keys are (schema | None, name); we always pass the schema, so never None.
+        # Keyed like the Inspector's get_multi_* results, always with the schema.
         self.primary_keys: dict[tuple[str | None, str], Any] = {}
         self.foreign_keys: dict[tuple[str | None, str], Any] = {}
         self.unique_constraints: dict[tuple[str | None, str], Any] = {}
@@ -339,7 +339,6 @@ def _build_relation(
 ) -> PostgresRelation:
     """`details` (from `details.py`) come last: they may replace a partitioned root's size and row estimate."""
     schema, name = key
-    # The Inspector keys by (None, name) for the default schema only when schema=None; we always pass it.
     primary_key = constraints.primary_keys.get(key) or {}
     fields: dict[str, Any] = dict(
         database=database,
