@@ -3,10 +3,11 @@
 Per database, in one read-only REPEATABLE READ transaction, a fixed number of statements
 whatever the number of relations: our `pg_catalog` queries for relations (kind, owner, comment,
 privileges, size, row estimate, view definition) and columns (types as `format_type` spells
-them), primary, unique and foreign keys. (SQLAlchemy's Inspector `get_multi_*` calls cost two
-heavy statements per schema, ~5 s at 50 schemas and 10k tables, so keys come from one
-statement, `queries.LIST_KEYS`, in the Inspector's shape.) Databases are read concurrently, with at most
-`max_concurrent_connections` connections open.
+them), primary, unique and foreign keys. SQLAlchemy's Inspector is the reference reflection,
+but its `get_multi_*` calls cost two heavy statements per schema (~5 s at 50 schemas and 10k
+tables, benchmarks/README.md), so keys come from one statement each, in the Inspector's shape,
+and `test_keys_match_inspector.py` holds them to the Inspector's answers. Databases are read
+concurrently, with at most `max_concurrent_connections` connections open.
 
 DDL running meanwhile never tears the result: everything comes from the transaction's snapshot,
 and relations dropped since are ruled out (`execute_despite_drops`); other sessions' locks are
