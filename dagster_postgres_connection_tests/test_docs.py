@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import dagster_postgres_connection
-from dagster_postgres_connection import PostgresConnectionComponent
+from dagster_postgres_connection import PostgresConnectionComponent, PostgresMetadataSet
 from dagster_postgres_connection.assets import relation_props
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.reader import read_catalog
@@ -113,6 +113,12 @@ def test_readme_reference_lists_every_attribute_with_its_default() -> None:
             assert f"`{str(field.default).lower()}`" in default_cell, name
         elif isinstance(field.default, (int, float, str)):
             assert f"`{field.default}`" in default_cell, (name, field.default, default_cell)
+
+
+def test_readme_documents_every_metadata_key() -> None:
+    section = readme_section("What each asset carries")
+    missing = [field for field in PostgresMetadataSet.model_fields if f"{field}`" not in section]
+    assert not missing, f"PostgresMetadataSet keys missing from the README: {missing}"
 
 
 def test_readme_links_and_images_exist() -> None:
