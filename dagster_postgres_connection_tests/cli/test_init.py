@@ -1,5 +1,6 @@
 """`init` and the `dg scaffold defs` scaffolder: projects `dg` accepts, named after the connection."""
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,10 @@ from dagster_dg_core.context import DgContext
 
 from dagster_postgres_connection import PostgresConnectionComponent
 from dagster_postgres_connection.cli import cli
+from dagster_postgres_connection.components.connection_component.scaffolder import (
+    PostgresConnectionScaffolderParams,
+    render_defs_yaml,
+)
 from dagster_postgres_connection_tests.utils import PgTarget
 
 DG = str(Path(sys.executable).with_name("dg"))
@@ -110,3 +115,16 @@ def test_scaffolder_writes_a_loadable_defs_yaml(pagila: PgTarget, monkeypatch: p
         assert isinstance(component, PostgresConnectionComponent)
         assert component.settings.password.env_var == "WAREHOUSE_PW"
         assert component.settings.databases == (pagila.database,)
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [(["pagila"], ["pagila"]), (["a", "b"], ["a", "b"]), (['["a", "b"]'], ["a", "b"]), (None, None)],
+    ids=["one", "repeated", "json-list", "none"],
+)
+def test_scaffolder_databases_option_accepts_a_json_list(given: list[str] | None, expected: list[str] | None) -> None:
+    params = PostgresConnectionScaffolderParams(databases=given)
+    assert params.databases == expected
+    rendered = render_defs_yaml("conn", params)
+    if expected:
+        assert f"databases: {json.dumps(expected)}" in rendered

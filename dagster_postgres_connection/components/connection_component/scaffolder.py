@@ -8,7 +8,7 @@ import json
 
 import dagster as dg
 from dagster.components.component_scaffolding import scaffold_component
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dagster_postgres_connection.config import suggest_connection_name
 
@@ -33,6 +33,14 @@ class PostgresConnectionScaffolderParams(BaseModel):
     databases: list[str] | None = Field(
         default=None, description="Databases to read (repeat the option). Default: every database."
     )
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        # `--databases '["a","b"]'` reaches us as one string item; `--databases a --databases b` as a list.
+        if isinstance(value, list) and len(value) == 1 and str(value[0]).lstrip().startswith("["):
+            return json.loads(value[0])
+        return value
 
 
 def render_defs_yaml(name: str, params: PostgresConnectionScaffolderParams) -> str:
