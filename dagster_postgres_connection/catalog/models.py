@@ -79,7 +79,6 @@ _COLUMN_FIELDS = (
     "generated",
     "generation_expression",
 )
-_COLUMN_EMPTY: tuple[object, ...] = (None, ())
 
 
 class PostgresColumnsSerializer(FieldSerializer):
@@ -106,7 +105,7 @@ class PostgresColumnsSerializer(FieldSerializer):
                 column.generated,
                 column.generation_expression,
             ]
-            while len(row) > 3 and row[-1] in _COLUMN_EMPTY:
+            while len(row) > 3 and (row[-1] is None or row[-1] == []):  # a default: None or no labels
                 row.pop()
             rows.append(row)
         return rows
