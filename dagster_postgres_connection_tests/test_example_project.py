@@ -38,7 +38,7 @@ def project_fixture(tmp_path: Path, own_server: EmbeddedPostgres) -> tuple[Path,
     shutil.copytree(REPO_ROOT / "examples" / "quickstart", project, ignore=shutil.ignore_patterns(".local_defs_state"))
     env = {
         **os.environ,
-        "PYTHONPATH": str(project / "src"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")])),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         "POSTGRES_CONNECTION_HOST": own_server.host,

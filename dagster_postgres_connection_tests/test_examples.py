@@ -50,7 +50,7 @@ def example_env(root: Path, target: PgTarget, dagster_home: Path) -> dict[str, s
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join(str(p / "src") for p in dg_projects(root)),
+        "PYTHONPATH": os.pathsep.join([*(str(p / "src") for p in dg_projects(root)), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "VIRTUAL_ENV": sys.prefix,
         "DAGSTER_HOME": str(dagster_home),
         "DAGSTER_DISABLE_TELEMETRY": "1",

@@ -11,10 +11,12 @@ from enum import Enum
 
 from dagster_shared.record import record
 from dagster_shared.serdes import whitelist_for_serdes
+from dagster_shared.serdes.serdes import FieldSerializer
 from dagster_shared.utils.cached_method import cached_method
 
 # Bumped when a snapshot can no longer be read by this version; loading an older one asks for a re-sync.
-SNAPSHOT_FORMAT_VERSION = 1
+# 2: a relation's columns are stored as compact rows (`PostgresColumnsSerializer`); format 1 still loads.
+SNAPSHOT_FORMAT_VERSION = 2
 
 
 @whitelist_for_serdes
@@ -62,6 +64,62 @@ class PostgresColumn:
     identity: str | None = None  # `ALWAYS` or `BY DEFAULT` for `GENERATED ... AS IDENTITY`
     generated: str | None = None  # `STORED` or `VIRTUAL` (PG 18) for `GENERATED ALWAYS AS (...)`
     generation_expression: str | None = None
+
+
+# Field order of a packed column row; append only (a shorter row takes the defaults of the rest).
+_COLUMN_FIELDS = (
+    "name",
+    "type",
+    "nullable",
+    "default",
+    "comment",
+    "enum_labels",
+    "domain_base_type",
+    "identity",
+    "generated",
+    "generation_expression",
+)
+
+
+class PostgresColumnsSerializer(FieldSerializer):
+    """Stores `PostgresRelation.columns` as one JSON list per column, trailing defaults dropped.
+
+    With one serdes record per column, serdes walked ~150k objects key by key for a 10k-table
+    catalog (~4.6 s to write, ~3.5 s to read back). Rows of plain values go through `json` in C.
+    Unpacking also accepts the records of format 1 snapshots, which the JSON hook has already
+    turned into `PostgresColumn`s.
+    """
+
+    def pack(self, columns: Sequence["PostgresColumn"], whitelist_map: object, descent_path: str) -> list[list[object]]:  # type: ignore[override]
+        rows: list[list[object]] = []
+        for column in columns:
+            row = [
+                column.name,
+                column.type,
+                column.nullable,
+                column.default,
+                column.comment,
+                list(column.enum_labels),
+                column.domain_base_type,
+                column.identity,
+                column.generated,
+                column.generation_expression,
+            ]
+            while len(row) > 3 and (row[-1] is None or row[-1] == []):  # a default: None or no labels
+                row.pop()
+            rows.append(row)
+        return rows
+
+    def unpack(self, rows: Sequence[object], whitelist_map: object, context: object) -> list["PostgresColumn"]:  # type: ignore[override]
+        columns: list[PostgresColumn] = []
+        for row in rows:
+            if isinstance(row, PostgresColumn):  # format 1: one serdes record per column
+                columns.append(row)
+            elif isinstance(row, list):
+                columns.append(PostgresColumn(**dict(zip(_COLUMN_FIELDS, row, strict=False))))
+            else:
+                raise TypeError(f"unexpected packed column: {type(row).__name__}")
+        return columns
 
 
 @whitelist_for_serdes
@@ -177,7 +235,7 @@ class PostgresForeignTable:
     table_options: Mapping[str, str] = {}
 
 
-@whitelist_for_serdes
+@whitelist_for_serdes(field_serializers={"columns": PostgresColumnsSerializer})
 @record
 class PostgresRelation:
     """A table, partitioned table, view, materialized view or foreign table, as read from the catalog."""

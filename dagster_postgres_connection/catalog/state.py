@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from dagster_shared.check import CheckError
 from dagster_shared.serdes import deserialize_value, serialize_value
 from dagster_shared.serdes.errors import DeserializationError
 
@@ -50,7 +51,7 @@ def load_snapshot(path: Path) -> PostgresCatalogSnapshot:
         raise PostgresSnapshotError(f"Cannot read the catalog snapshot `{path}`: {error}. {REFRESH_HINT}") from None
     try:
         snapshot = deserialize_value(text, PostgresCatalogSnapshot)
-    except (DeserializationError, ValueError, TypeError, KeyError) as error:
+    except (DeserializationError, CheckError, ValueError, TypeError, KeyError) as error:
         raise PostgresSnapshotError(
             f"The catalog snapshot `{path}` is corrupt or was written by an incompatible version "
             f"of dagster-postgres-connection ({type(error).__name__}). {REFRESH_HINT}"

@@ -1,6 +1,8 @@
 """Every relation kind and column type first-class: as Postgres spells and knows them."""
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -8,7 +10,12 @@ from dagster._core.definitions.metadata import TableMetadataSet
 from dagster_shared.serdes import serialize_value
 
 from dagster_postgres_connection import PostgresMetadataSet
-from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
+from dagster_postgres_connection.catalog.models import (
+    _COLUMN_FIELDS,
+    SNAPSHOT_FORMAT_VERSION,
+    PostgresCatalogSnapshot,
+)
+from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.catalog.helpers import (
     database_with,
@@ -58,6 +65,46 @@ def typed_fixture(pagila_server: EmbeddedPostgres, pagila: PgTarget) -> Iterator
 @pytest.fixture(name="snapshot", scope="module")
 def snapshot_fixture(typed: PgTarget) -> PostgresCatalogSnapshot:
     return read(typed)
+
+
+def test_snapshot_stores_columns_as_rows_and_format_1_still_loads(
+    snapshot: PostgresCatalogSnapshot, tmp_path: Path
+) -> None:
+    # Every column field is exercised here: enums, domains, identity, generated, comments, defaults.
+    path = tmp_path / "snapshot.json"
+    write_snapshot(snapshot, path)
+    text = path.read_text()
+    assert '"PostgresColumn"' not in text
+    assert f'"format_version": {SNAPSHOT_FORMAT_VERSION}' in text
+    loaded = load_snapshot(path)
+    assert serialize_value(loaded) == serialize_value(snapshot)
+
+    def fields(catalog: PostgresCatalogSnapshot) -> list[list[dict[str, object]]]:
+        return [
+            [{f: tuple(v) if f == "enum_labels" else v for f in _COLUMN_FIELDS for v in [getattr(c, f)]} for c in r.columns]
+            for r in catalog.relations()
+        ]
+
+    assert fields(loaded) == fields(snapshot)
+    assert any(c.enum_labels for r in snapshot.relations() for c in r.columns)
+    assert any(c.generation_expression for r in snapshot.relations() for c in r.columns)
+
+    # A format 1 snapshot (one serdes record per column) loads to the same catalog.
+    data = json.loads(text)
+    data["format_version"] = 1
+    for database in data["databases"]:
+        for rel in database["relations"]:
+            rel["columns"] = [
+                {"__class__": "PostgresColumn", **dict.fromkeys(_COLUMN_FIELDS), "enum_labels": [],
+                 **dict(zip(_COLUMN_FIELDS, row, strict=False))}
+                for row in rel["columns"]
+            ]
+    old = tmp_path / "format1.json"
+    old.write_text(json.dumps(data))
+    format1 = load_snapshot(old)
+    assert format1.format_version == 1
+    assert fields(format1) == fields(snapshot)
+    assert serialize_value(list(format1.relations())) == serialize_value(list(snapshot.relations()))
 
 
 def columns_of(spec: dg.AssetSpec) -> dict[str, dg.TableColumn]:

@@ -45,7 +45,7 @@ def test_two_connections_are_two_code_locations(pagila: PgTarget, tmp_path: Path
         )
         assert synced.returncode == 0, synced.stdout + synced.stderr
         listed = subprocess.run(
-            [DG, "list", "defs", "--json"], cwd=project, env={**env, "PYTHONPATH": str(project / "src")},
+            [DG, "list", "defs", "--json"], cwd=project, env={**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")]))},
             capture_output=True, text=True, timeout=300,
         )
         assert listed.returncode == 0, listed.stderr

@@ -51,7 +51,7 @@ def example_env(target: PgTarget, dagster_home: Path, project: Path) -> dict[str
     return {
         **os.environ,
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(project / "src"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")])),
         "DAGSTER_HOME": str(dagster_home),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "POSTGRES_CONNECTION_HOST": target.host,

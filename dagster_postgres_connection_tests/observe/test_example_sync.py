@@ -24,7 +24,7 @@ def test_example_schedule_and_a_launched_sync_with_row_counts(pagila: PgTarget, 
     home.mkdir()
     env = {
         **os.environ,
-        "PYTHONPATH": str(project / "src"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")])),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "DAGSTER_HOME": str(home),
         "POSTGRES_CONNECTION_HOST": pagila.host,

@@ -27,6 +27,7 @@ from dagster.components.testing import create_defs_folder_sandbox
 from dagster.components.testing.utils import DefsFolderSandbox
 
 from dagster_postgres_connection import PostgresConnectionComponent
+from dagster_postgres_connection.catalog.models import SNAPSHOT_FORMAT_VERSION
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
 from dagster_postgres_connection.errors import PostgresSnapshotError
@@ -154,7 +155,7 @@ def test_killed_writers_never_leave_a_truncated_snapshot(
         (lambda text: text[: len(text) // 2], ["corrupt or was written by an incompatible version"]),
         (lambda text: "", ["corrupt or was written by an incompatible version"]),
         (lambda text: text.replace("PostgresCatalogSnapshot", "PostgresCatalogSnapshotV9"), ["corrupt or was written by an incompatible version"]),
-        (lambda text: text.replace('"format_version": 1', '"format_version": 999'), ["format 999", "upgrade"]),
+        (lambda text: text.replace(f'"format_version": {SNAPSHOT_FORMAT_VERSION}', '"format_version": 999'), ["format 999", "upgrade"]),
     ],
     ids=["truncated", "empty", "unknown-record", "newer-format"],
 )
