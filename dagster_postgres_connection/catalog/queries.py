@@ -307,21 +307,24 @@ LIST_INDEXES = text(
     """
 )
 
+def _column_names(attnums: str, relid: str) -> str:
+    """Names of a constraint's columns, in key order, from pg_attribute (the snapshot's view)."""
+    return f"""ARRAY(SELECT a.attname FROM unnest({attnums}) WITH ORDINALITY AS u(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = {relid} AND a.attnum = u.attnum ORDER BY u.ord)"""
+
+
 # Foreign keys of tables in the given schemas, from the snapshot alone: column names come from
 # pg_attribute rather than pg_get_constraintdef, which looks a dropped table up "as of now".
 LIST_FOREIGN_KEYS = text(
-    """
+    f"""
     SELECT
         n.nspname AS schema,
         c.relname AS relation,
         k.conname AS name,
         rn.nspname AS referred_schema,
         rc.relname AS referred_table,
-        ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord) AS columns,
-        ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY AS u(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum ORDER BY u.ord)
-            AS referred_columns
+        {_column_names("k.conkey", "k.conrelid")} AS columns,
+        {_column_names("k.confkey", "k.confrelid")} AS referred_columns
     FROM pg_constraint k
     JOIN pg_class c ON c.oid = k.conrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -335,14 +338,13 @@ LIST_FOREIGN_KEYS = text(
 # Primary keys ('p') and unique constraints ('u') of tables in the given schemas, columns in key
 # order, from the snapshot alone (pg_attribute, like LIST_FOREIGN_KEYS).
 LIST_KEYS = text(
-    """
+    f"""
     SELECT
         n.nspname AS schema,
         c.relname AS relation,
         k.conname AS name,
         k.contype AS type,
-        ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord) AS columns
+        {_column_names("k.conkey", "k.conrelid")} AS columns
     FROM pg_constraint k
     JOIN pg_class c ON c.oid = k.conrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
