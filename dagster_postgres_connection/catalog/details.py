@@ -4,7 +4,7 @@ The reader calls `read_relation_details` once per database and merges the result
 `PostgresRelation`: view dependencies and column lineage (`lineage.py`), partitions and
 inheritance (`partitions.py`), indexes, check and exclusion constraints, and foreign tables.
 Column details (enum labels, domain base types, identity, generated expressions) come with
-the column query itself, through `column_fields`.
+the column query itself (`queries.LIST_COLUMNS`).
 """
 
 import re
@@ -16,11 +16,7 @@ from sqlalchemy import Connection
 
 from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog.connection import execute_despite_drops
-from dagster_postgres_connection.catalog.lineage import (
-    build_parse_schema,
-    column_lineage,
-    read_view_dependencies,
-)
+from dagster_postgres_connection.catalog.lineage import ViewLineageJob
 from dagster_postgres_connection.catalog.models import (
     PostgresColumn,
     PostgresColumnLineage,
@@ -33,29 +29,9 @@ from dagster_postgres_connection.catalog.partitions import PartitionTree
 
 RelationKey = tuple[str, str]  # (schema, name)
 
-_IDENTITY = {"a": "ALWAYS", "d": "BY DEFAULT"}
-_GENERATED = {"s": "STORED", "v": "VIRTUAL"}
 # Option names whose values may be secrets, for wrappers that accept anything (no validator).
 _SECRET_OPTION = re.compile(r"pass|secret|token|credential|key", re.IGNORECASE)
 REDACTED = "<redacted>"
-
-
-def column_fields(row: Any) -> dict[str, Any]:
-    """`PostgresColumn` fields from one `queries.LIST_COLUMNS` row."""
-    generated = _GENERATED.get(row.generated or "")
-    return {
-        "name": row.name,
-        "type": row.type,
-        "nullable": row.nullable,
-        # pg_attrdef holds a generated column's expression: it is not a default.
-        "default": None if generated else row.default,
-        "comment": row.comment,
-        "enum_labels": list(row.enum_labels or ()),
-        "domain_base_type": row.domain_base_type,
-        "identity": _IDENTITY.get(row.identity or ""),
-        "generated": generated,
-        "generation_expression": row.default if generated else None,
-    }
 
 
 def read_relation_details(
@@ -63,6 +39,7 @@ def read_relation_details(
     relation_rows: Sequence[Any],
     selected: Iterable[RelationKey],
     columns: Mapping[RelationKey, Sequence[PostgresColumn]],
+    views: ViewLineageJob,
 ) -> dict[RelationKey, dict[str, Any]]:
     """Extra `PostgresRelation` fields for each selected relation.
 
@@ -70,36 +47,35 @@ def read_relation_details(
         relation_rows: Every row of `queries.LIST_RELATIONS`, selected or not: partitions of a
             selected root count even when they are filtered out.
         selected: The relations that become part of the snapshot.
-        columns: Their columns, to resolve names in view definitions.
+        columns: Their columns, in order.
+        views: View dependencies, and their column lineage being parsed meanwhile (`lineage.py`).
     """
     selected = list(selected)
     schemas = sorted({schema for schema, _ in selected})
-    rows = {(row.schema, row.name): row for row in relation_rows}
     tree = PartitionTree.read(conn, relation_rows)
-    dependencies = read_view_dependencies(conn, schemas)
     indexes = _read_indexes(conn, schemas)
     check_constraints, exclusion_constraints = _read_constraints(conn, schemas)
     foreign_tables = _read_foreign_tables(conn, schemas)
-    parse_schema = build_parse_schema({key: [c.name for c in cols] for key, cols in columns.items()})
+    dependencies = views.dependencies
+    sources_by_view = views.column_sources()
 
     details: dict[RelationKey, dict[str, Any]] = {}
     for key in selected:
         fields = tree.relation_fields(key)
         if key in dependencies:
-            view_deps = dependencies[key]
-            fields["deps"] = [tree.ref(ref) for ref in view_deps.relations]
-            output_columns = [c.name for c in columns.get(key, ())]
-            lineage = column_lineage(key, rows[key].view_definition, output_columns, view_deps, parse_schema)
+            fields["deps"] = [tree.ref(ref) for ref in dependencies[key].relations]
+            sources = sources_by_view.get(key, {})
+            # In the view's column order; sqlglot's names for unnamed expressions drop out here.
             fields["column_lineage"] = [
                 PostgresColumnLineage(
-                    column=column,
+                    column=column.name,
                     inputs=[
                         PostgresColumnRef(relation=tree.ref((schema, name)), column=source)
-                        for schema, name, source in lineage[column]
+                        for schema, name, source in sources[column.name]
                     ],
                 )
-                for column in output_columns
-                if column in lineage
+                for column in columns.get(key, ())
+                if column.name in sources
             ]
         for name, values in (
             ("indexes", indexes),

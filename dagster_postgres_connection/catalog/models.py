@@ -15,8 +15,9 @@ from dagster_shared.serdes.serdes import FieldSerializer
 from dagster_shared.utils.cached_method import cached_method
 
 # Bumped when a snapshot can no longer be read by this version; loading an older one asks for a re-sync.
-# 2: a relation's columns are stored as compact rows (`PostgresColumnsSerializer`); format 1 still loads.
-SNAPSHOT_FORMAT_VERSION = 2
+# 2: a relation's columns are stored as compact rows (`PostgresColumnsSerializer`).
+# 3: every record is a row, outside serdes (`codec.py`); formats 1 and 2 still load.
+SNAPSHOT_FORMAT_VERSION = 3
 
 
 @whitelist_for_serdes
@@ -66,8 +67,8 @@ class PostgresColumn:
     generation_expression: str | None = None
 
 
-# Field order of a packed column row; append only (a shorter row takes the defaults of the rest).
-_COLUMN_FIELDS = (
+# Field order of a format-2 column row, and of `queries.LIST_COLUMNS` after schema and relation.
+COLUMN_FIELDS = (
     "name",
     "type",
     "nullable",
@@ -116,7 +117,7 @@ class PostgresColumnsSerializer(FieldSerializer):
             if isinstance(row, PostgresColumn):  # format 1: one serdes record per column
                 columns.append(row)
             elif isinstance(row, list):
-                columns.append(PostgresColumn(**dict(zip(_COLUMN_FIELDS, row, strict=False))))
+                columns.append(PostgresColumn(**dict(zip(COLUMN_FIELDS, row, strict=False))))
             else:
                 raise TypeError(f"unexpected packed column: {type(row).__name__}")
         return columns

@@ -112,19 +112,25 @@ LIST_COLUMNS = text(
         SELECT enumtypid, array_agg(enumlabel ORDER BY enumsortorder) AS labels
         FROM pg_enum GROUP BY enumtypid
     )
+    -- After schema and relation, the columns are the fields of `PostgresColumn`, in its order
+    -- (`models.COLUMN_FIELDS`), so the reader builds each record straight from the row.
     SELECT
         n.nspname AS schema,
         c.relname AS relation,
         a.attname AS name,
         format_type(a.atttypid, a.atttypmod) AS type,
         NOT a.attnotnull AS nullable,
-        CASE WHEN c.oid NOT IN (SELECT oid FROM locked) THEN pg_get_expr(d.adbin, d.adrelid) END AS "default",
+        -- pg_attrdef also holds a generated column's expression: that is not a default.
+        CASE WHEN a.attgenerated = '' AND c.oid NOT IN (SELECT oid FROM locked)
+            THEN pg_get_expr(d.adbin, d.adrelid) END AS "default",
         ds.description AS comment,
-        a.attidentity AS identity,  -- 'a' always, 'd' by default, '' none
-        a.attgenerated AS generated,  -- 's' stored, 'v' virtual (PG 18), '' none
-        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS domain_base_type,
         -- labels of an enum, an array of enums or a domain over an enum
-        COALESCE(e.labels, ea.labels, ed.labels, '{{}}') AS enum_labels
+        COALESCE(e.labels, ea.labels, ed.labels, '{{}}') AS enum_labels,
+        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS domain_base_type,
+        CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END AS identity,
+        CASE a.attgenerated WHEN 's' THEN 'STORED' WHEN 'v' THEN 'VIRTUAL' END AS generated,  -- v: PG 18
+        CASE WHEN a.attgenerated <> '' AND c.oid NOT IN (SELECT oid FROM locked)
+            THEN pg_get_expr(d.adbin, d.adrelid) END AS generation_expression
     FROM pg_attribute a
     JOIN pg_class c ON c.oid = a.attrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -5,14 +5,16 @@ could leave a truncated file. We serialize fully first, write a temporary file b
 target, fsync it and `os.replace` it in: the state is either the old snapshot or the new one.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
 from dagster_shared.check import CheckError
-from dagster_shared.serdes import deserialize_value, serialize_value
+from dagster_shared.serdes import deserialize_value
 from dagster_shared.serdes.errors import DeserializationError
 
+from dagster_postgres_connection.catalog import codec
 from dagster_postgres_connection.catalog.models import (
     SNAPSHOT_FORMAT_VERSION,
     PostgresCatalogSnapshot,
@@ -26,7 +28,7 @@ REFRESH_HINT = (
 
 
 def write_snapshot(snapshot: PostgresCatalogSnapshot, path: Path) -> None:
-    write_text_atomically(serialize_value(snapshot), path)
+    write_text_atomically(codec.dumps(snapshot), path)
 
 
 def write_text_atomically(payload: str, path: Path) -> None:
@@ -50,16 +52,25 @@ def load_snapshot(path: Path) -> PostgresCatalogSnapshot:
     except OSError as error:
         raise PostgresSnapshotError(f"Cannot read the catalog snapshot `{path}`: {error}. {REFRESH_HINT}") from None
     try:
-        snapshot = deserialize_value(text, PostgresCatalogSnapshot)
-    except (DeserializationError, CheckError, ValueError, TypeError, KeyError) as error:
+        document = json.loads(text)
+        if codec.is_format_3(document):
+            _refuse_newer(path, int(document["format_version"]))
+            snapshot = codec.loads(document)
+        else:  # formats 1 and 2: Dagster serdes
+            snapshot = deserialize_value(text, PostgresCatalogSnapshot)
+    except (DeserializationError, CheckError, ValueError, TypeError, KeyError, IndexError) as error:
         raise PostgresSnapshotError(
             f"The catalog snapshot `{path}` is corrupt or was written by an incompatible version "
             f"of dagster-postgres-connection ({type(error).__name__}). {REFRESH_HINT}"
         ) from None
-    if snapshot.format_version > SNAPSHOT_FORMAT_VERSION:
+    _refuse_newer(path, snapshot.format_version)
+    return snapshot
+
+
+def _refuse_newer(path: Path, format_version: int) -> None:
+    if format_version > SNAPSHOT_FORMAT_VERSION:
         raise PostgresSnapshotError(
-            f"The catalog snapshot `{path}` has format {snapshot.format_version}, newer than this "
+            f"The catalog snapshot `{path}` has format {format_version}, newer than this "
             f"version of dagster-postgres-connection understands ({SNAPSHOT_FORMAT_VERSION}): upgrade "
             f"the package, or {REFRESH_HINT[0].lower()}{REFRESH_HINT[1:]}"
         )
-    return snapshot

@@ -11,7 +11,7 @@ from dagster_shared.serdes import serialize_value
 
 from dagster_postgres_connection import PostgresMetadataSet
 from dagster_postgres_connection.catalog.models import (
-    _COLUMN_FIELDS,
+    COLUMN_FIELDS,
     SNAPSHOT_FORMAT_VERSION,
     PostgresCatalogSnapshot,
 )
@@ -67,21 +67,22 @@ def snapshot_fixture(typed: PgTarget) -> PostgresCatalogSnapshot:
     return read(typed)
 
 
-def test_snapshot_stores_columns_as_rows_and_format_1_still_loads(
+def test_snapshot_round_trips_and_formats_1_and_2_still_load(
     snapshot: PostgresCatalogSnapshot, tmp_path: Path
 ) -> None:
     # Every column field is exercised here: enums, domains, identity, generated, comments, defaults.
     path = tmp_path / "snapshot.json"
     write_snapshot(snapshot, path)
-    text = path.read_text()
-    assert '"PostgresColumn"' not in text
-    assert f'"format_version": {SNAPSHOT_FORMAT_VERSION}' in text
+    document = json.loads(path.read_text())
+    assert document["format"] == "dagster-postgres-connection/snapshot"
+    assert document["format_version"] == SNAPSHOT_FORMAT_VERSION == 3
+    assert document["fields"]["PostgresColumn"] == list(COLUMN_FIELDS)
     loaded = load_snapshot(path)
     assert serialize_value(loaded) == serialize_value(snapshot)
 
     def fields(catalog: PostgresCatalogSnapshot) -> list[list[dict[str, object]]]:
         return [
-            [{f: tuple(v) if f == "enum_labels" else v for f in _COLUMN_FIELDS for v in [getattr(c, f)]} for c in r.columns]
+            [{f: tuple(v) if f == "enum_labels" else v for f in COLUMN_FIELDS for v in [getattr(c, f)]} for c in r.columns]
             for r in catalog.relations()
         ]
 
@@ -89,14 +90,24 @@ def test_snapshot_stores_columns_as_rows_and_format_1_still_loads(
     assert any(c.enum_labels for r in snapshot.relations() for c in r.columns)
     assert any(c.generation_expression for r in snapshot.relations() for c in r.columns)
 
-    # A format 1 snapshot (one serdes record per column) loads to the same catalog.
-    data = json.loads(text)
+    # Format 2 (Dagster serdes, columns as rows), as earlier versions wrote it, loads the same.
+    format2_text = serialize_value(snapshot).replace(
+        f'"format_version": {SNAPSHOT_FORMAT_VERSION}', '"format_version": 2'
+    )
+    (tmp_path / "format2.json").write_text(format2_text)
+    format2 = load_snapshot(tmp_path / "format2.json")
+    assert format2.format_version == 2
+    assert fields(format2) == fields(snapshot)
+    assert serialize_value(list(format2.relations())) == serialize_value(list(snapshot.relations()))
+
+    # And format 1 (one serdes record per column).
+    data = json.loads(format2_text)
     data["format_version"] = 1
     for database in data["databases"]:
         for rel in database["relations"]:
             rel["columns"] = [
-                {"__class__": "PostgresColumn", **dict.fromkeys(_COLUMN_FIELDS), "enum_labels": [],
-                 **dict(zip(_COLUMN_FIELDS, row, strict=False))}
+                {"__class__": "PostgresColumn", **dict.fromkeys(COLUMN_FIELDS), "enum_labels": [],
+                 **dict(zip(COLUMN_FIELDS, row, strict=False))}
                 for row in rel["columns"]
             ]
     old = tmp_path / "format1.json"

@@ -8,6 +8,7 @@
 """
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -155,7 +156,7 @@ def test_killed_writers_never_leave_a_truncated_snapshot(
         (lambda text: text[: len(text) // 2], ["corrupt or was written by an incompatible version"]),
         (lambda text: "", ["corrupt or was written by an incompatible version"]),
         (lambda text: text.replace("PostgresCatalogSnapshot", "PostgresCatalogSnapshotV9"), ["corrupt or was written by an incompatible version"]),
-        (lambda text: text.replace(f'"format_version": {SNAPSHOT_FORMAT_VERSION}', '"format_version": 999'), ["format 999", "upgrade"]),
+        (lambda text: json.dumps({**json.loads(text), "format_version": SNAPSHOT_FORMAT_VERSION + 996}), ["format 999", "upgrade"]),
     ],
     ids=["truncated", "empty", "unknown-record", "newer-format"],
 )
