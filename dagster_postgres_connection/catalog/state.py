@@ -1,13 +1,15 @@
 """Writing and reading the snapshot file: atomic writes, clear errors on bad files.
 
 The framework removes the old state path before asking us to write, so a crash mid-write
-could leave a truncated file. We serialize fully first, write a temporary file beside the
-target, fsync it and `os.replace` it in: the state is either the old snapshot or the new one.
+could leave a truncated file. We write a temporary file beside the target (streamed: see
+`codec.dump_chunks`), fsync it and `os.replace` it in: the state is either the old snapshot or
+the new one, whatever fails midway.
 """
 
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from dagster_shared.check import CheckError
@@ -28,16 +30,19 @@ REFRESH_HINT = (
 
 
 def write_snapshot(snapshot: PostgresCatalogSnapshot, path: Path) -> None:
-    write_text_atomically(codec.dumps(snapshot), path)
+    write_text_atomically(codec.dump_chunks(snapshot), path)
 
 
-def write_text_atomically(payload: str, path: Path) -> None:
+def write_text_atomically(payload: str | Iterable[str], path: Path) -> None:
     """`path` holds either its old content or `payload`, never a truncated mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
+            if isinstance(payload, str):
+                handle.write(payload)
+            else:
+                handle.writelines(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
