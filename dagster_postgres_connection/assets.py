@@ -43,7 +43,16 @@ def build_asset_specs(
     settings: PostgresConnectionSettings,
     translator: DagsterPostgresTranslator,
 ) -> Sequence[AssetSpec]:
-    specs: list[AssetSpec] = []
+    return [spec for _, spec in build_relation_specs(snapshot, settings, translator)]
+
+
+def build_relation_specs(
+    snapshot: PostgresCatalogSnapshot,
+    settings: PostgresConnectionSettings,
+    translator: DagsterPostgresTranslator,
+) -> list[tuple[PostgresRelationProps, AssetSpec]]:
+    """Each selected relation's props with its spec, in `relation_props` order."""
+    pairs: list[tuple[PostgresRelationProps, AssetSpec]] = []
     relation_by_key: dict[object, str] = {}
     # Deps are built in the default key scheme; point them at keys a translator changed.
     moved_keys: dict[AssetKey, AssetKey] = {}
@@ -59,5 +68,7 @@ def build_asset_specs(
                 f"Include the database and schema in `key` (the default does)."
             )
         relation_by_key[spec.key] = props.table_name
-        specs.append(spec)
-    return [remap_upstream(spec, moved_keys) for spec in specs] if moved_keys else specs
+        pairs.append((props, spec))
+    if moved_keys:
+        return [(props, remap_upstream(spec, moved_keys)) for props, spec in pairs]
+    return pairs

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from dagster import Definitions, get_dagster_logger
 
-from dagster_postgres_connection.assets import build_asset_specs, relation_props
+from dagster_postgres_connection.assets import build_relation_specs
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.reader import selection_fingerprint
 from dagster_postgres_connection.config import PostgresConnectionSettings
@@ -51,18 +51,15 @@ def build_connection_definitions(
             f"snapshot was taken {describe_age(time.time() - snapshot.captured_at)} ago: relations "
             f"that are newly selected appear after a re-sync (`dg utils refresh-defs-state`)."
         )
-    specs = build_asset_specs(snapshot, settings, translator)
+    pairs = build_relation_specs(snapshot, settings, translator)
+    specs = [spec for _, spec in pairs]
     if not specs:
         log.warning(
             f"Connection `{settings.name}` selects no relation from its snapshot "
             f"({len(snapshot.relations())} relations read, {len(snapshot.skipped)} skipped): check "
             f"`databases` and `filters`, or run `dagster-postgres-connection preview`."
         )
-    # build_asset_specs keeps the order of relation_props: pair them for each relation's key.
-    asset_keys = {
-        (props.database, props.schema, props.name): spec.key
-        for props, spec in zip(relation_props(snapshot, settings), specs, strict=True)
-    }
+    asset_keys = {(props.database, props.schema, props.name): spec.key for props, spec in pairs}
     target = PostgresSyncTarget(
         settings=settings,
         sync=sync or PostgresSyncSettings(),
