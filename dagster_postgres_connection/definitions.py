@@ -6,6 +6,7 @@ from pathlib import Path
 from dagster import Definitions, get_dagster_logger
 
 from dagster_postgres_connection.assets import build_relation_specs
+from dagster_postgres_connection.catalog._gc import paused_gc
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.reader import selection_fingerprint
 from dagster_postgres_connection.config import PostgresConnectionSettings
@@ -28,6 +29,7 @@ def describe_age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+@paused_gc()  # ~11k specs with ~150k column records at 10k tables (see catalog/_gc.py)
 def build_connection_definitions(
     settings: PostgresConnectionSettings,
     snapshot: PostgresCatalogSnapshot,

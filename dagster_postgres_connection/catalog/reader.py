@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog._gc import paused_gc
 from dagster_postgres_connection.catalog._log import get_dagster_logger
 from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
@@ -82,6 +83,7 @@ def selection_fingerprint(settings: PostgresConnectionSettings) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@paused_gc()
 def read_catalog(
     settings: PostgresConnectionSettings, *, on_progress: ProgressCallback | None = None
 ) -> PostgresCatalogSnapshot:

@@ -17,6 +17,7 @@ from dagster_shared.serdes import deserialize_value
 from dagster_shared.serdes.errors import DeserializationError
 
 from dagster_postgres_connection.catalog import codec
+from dagster_postgres_connection.catalog._gc import paused_gc
 from dagster_postgres_connection.catalog.models import (
     SNAPSHOT_FORMAT_VERSION,
     PostgresCatalogSnapshot,
@@ -29,6 +30,7 @@ REFRESH_HINT = (
 )
 
 
+@paused_gc()
 def write_snapshot(snapshot: PostgresCatalogSnapshot, path: Path) -> None:
     write_text_atomically(codec.dump_chunks(snapshot), path)
 
@@ -51,6 +53,7 @@ def write_text_atomically(payload: str | Iterable[str], path: Path) -> None:
         raise
 
 
+@paused_gc()
 def load_snapshot(path: Path) -> PostgresCatalogSnapshot:
     try:
         text = path.read_text(encoding="utf-8")
