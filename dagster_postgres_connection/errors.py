@@ -3,16 +3,19 @@
 Every message names the object in backticks, says what is wrong and what to do. None of them
 ever contains the password: connection errors are rebuilt from the server's message, never
 from a DSN.
+
+They are plain exceptions, so the catalog reader and the `sync` command need no `dagster`
+import. Inside Dagster, the sync, schema-check and profile ops re-raise them as
+`dagster.Failure` (`observe/failures.py`), so a run still shows the message as the step's
+failure description.
 """
 
-from dagster import Failure
 
-
-class PostgresConnectionError(Failure):
+class PostgresConnectionError(Exception):
     """Base class of every error this library raises on purpose."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(description=message)
+        super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import click
-from dagster.components.resolved.errors import ResolutionException
 from pydantic import ValidationError
 
 from dagster_postgres_connection.errors import PostgresConnectionError
@@ -65,7 +64,20 @@ def describe_error(error: BaseException) -> tuple[str, str | None]:
     return str(error), None
 
 
-EXPECTED_ERRORS = (CliError, PostgresConnectionError, ResolutionException, ValidationError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (CliError, PostgresConnectionError, ValidationError)
+
+
+def is_expected(error: BaseException) -> bool:
+    """Ours, pydantic's, or a component's `ResolutionException` (a defs.yaml attribute).
+
+    `dagster` is imported only by commands that load a component, and only they can raise a
+    `ResolutionException`: checking for it only when `dagster` is loaded keeps `sync` with
+    flags and `--help` free of the `dagster` import.
+    """
+    if isinstance(error, EXPECTED_ERRORS):
+        return True
+    resolved_errors = sys.modules.get("dagster.components.resolved.errors")
+    return resolved_errors is not None and isinstance(error, resolved_errors.ResolutionException)
 
 
 class DpcGroup(click.Group):
@@ -74,8 +86,6 @@ class DpcGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except EXPECTED_ERRORS as error:
-            fail(ctx, error)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
@@ -84,7 +94,7 @@ class DpcGroup(click.Group):
             ctx.exit(EXIT_ERROR)
         except Exception as error:
             # Unexpected: still one line by default, but say how to see more.
-            fail(ctx, error, unexpected=True)
+            fail(ctx, error, unexpected=not is_expected(error))
 
 
 def fail(ctx: click.Context, error: BaseException, *, unexpected: bool = False) -> None:

@@ -15,11 +15,6 @@ import tomlkit
 from dagster_shared.utils.config import discover_config_file
 
 from dagster_postgres_connection.cli._output import CliError, debug_option
-from dagster_postgres_connection.components.connection_component.scaffolder import (
-    PostgresConnectionScaffolderParams,
-    default_password_env_var,
-    render_defs_yaml,
-)
 from dagster_postgres_connection.config import validate_connection_name
 
 _PYPROJECT = """\
@@ -102,6 +97,13 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
     Inside a dg workspace (a dg.toml with `directory_type = "workspace"` here or above), the
     project goes to `projects/NAME` and is added to the workspace's projects.
     """
+    # The scaffolder imports dagster: only here, so that the other commands and --help need not.
+    from dagster_postgres_connection.components.connection_component.scaffolder import (
+        PostgresConnectionScaffolderParams,
+        default_password_env_var,
+        render_defs_yaml,
+    )
+
     _check_name(name)
     workspace = _find_workspace(Path.cwd())
     target = (directory or (workspace.parent / "projects" / name if workspace else Path(name))).absolute()

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
-from dagster._core.definitions.metadata import TableMetadataSet
 from dagster_shared.record import record
 
-from dagster_postgres_connection.assets import build_asset_specs
 from dagster_postgres_connection.catalog.privileges import DatabaseInspection, inspect_privileges
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.selection import select_relation, select_schema
@@ -114,6 +112,11 @@ def build_preview_rows(connection: CliConnection, databases: Sequence[DatabaseIn
 
 def _asset_keys_by_table_name(connection: CliConnection) -> dict[str, str]:
     """`database.schema.name` -> asset key, through the component's own snapshot -> spec path."""
+    # dagster is imported here, for the specs, so that the CLI's other commands need not import it.
+    from dagster._core.definitions.metadata import TableMetadataSet
+
+    from dagster_postgres_connection.assets import build_asset_specs
+
     snapshot = read_catalog(connection.settings)
     specs = build_asset_specs(snapshot, connection.settings, connection.translator)
     keys: dict[str, str] = {}

@@ -34,6 +34,7 @@ from dagster_postgres_connection.catalog.connection import create_catalog_engine
 from dagster_postgres_connection.catalog.models import PostgresRelation
 from dagster_postgres_connection.catalog.selection import select_for_profiling
 from dagster_postgres_connection.observe.config import PostgresProfilingSettings
+from dagster_postgres_connection.observe.failures import reported_as_failure
 from dagster_postgres_connection.observe.state import RelationKey
 from dagster_postgres_connection.observe.statistics import MEASURED_KINDS
 from dagster_postgres_connection.observe.sync import PostgresSyncTarget, selected_relations
@@ -260,9 +261,10 @@ def build_profile_definitions(target: PostgresSyncTarget, settings: PostgresProf
     )
     def _profile_op(context: OpExecutionContext) -> Iterator[AssetObservation]:
         count = 0
-        for asset_key, profile in profile_relations(target, settings):
-            count += 1
-            yield AssetObservation(asset_key=asset_key, metadata=profile.to_metadata(settings))
+        with reported_as_failure():
+            for asset_key, profile in profile_relations(target, settings):
+                count += 1
+                yield AssetObservation(asset_key=asset_key, metadata=profile.to_metadata(settings))
         context.log.info(f"Profiled {count} relations.")
 
     @job(name=name, description=_profile_op.description, tags={"dagster/kind/postgres": ""})

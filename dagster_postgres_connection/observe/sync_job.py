@@ -32,6 +32,7 @@ from pydantic import Field
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.observe.config import PostgresProfilingSettings
 from dagster_postgres_connection.observe.events import SCHEMA_CHECK_NAME, schema_check_outcome
+from dagster_postgres_connection.observe.failures import reported_as_failure
 from dagster_postgres_connection.observe.profiling import build_profile_definitions
 from dagster_postgres_connection.observe.schema_changes import diff_catalogs
 from dagster_postgres_connection.observe.sync import (
@@ -62,7 +63,8 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
         tags={"dagster/kind/postgres": ""},
     )
     def _sync(context: OpExecutionContext, config: PostgresSyncConfig) -> Iterator[object]:
-        yield from run_sync(target, instance=context.instance, force=config.force)
+        with reported_as_failure():
+            yield from run_sync(target, instance=context.instance, force=config.force)
 
     @job(
         name=sync_job_name(name),
@@ -109,8 +111,9 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
     )
     def _checks(context: OpExecutionContext) -> Iterator[AssetCheckResult]:
         selected = context.selected_asset_check_keys
-        before = selected_relations(target.previous_snapshot(), target.settings)
-        after = selected_relations(read_catalog(target.settings), target.settings)
+        with reported_as_failure():
+            before = selected_relations(target.previous_snapshot(), target.settings)
+            after = selected_relations(read_catalog(target.settings), target.settings)
         diff = diff_catalogs(before, after)
         for key, asset_key in target.asset_keys.items():
             if AssetCheckKey(asset_key, SCHEMA_CHECK_NAME) not in selected:
