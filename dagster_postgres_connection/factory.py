@@ -93,8 +93,10 @@ def build_postgres_connection_defs(
             (`{"postgres_role": "team:x"}`), and those of the `<name>_sync` job (`PostgresSyncSettings`): `sync_schedule`,
             `timezone`, `emit_materializations`, `unchanged_relations`,
             `exact_row_count_threshold`, `mass_disappearance_threshold`,
-            `schema_check_severity`. The sync job refreshes `snapshot_path`; without one it
-            reports but remembers nothing between runs.
+            `schema_check_severity`, `schema_checks` (`False`: no `schema_unchanged` checks,
+            cheaper to load at thousands of assets; the sync job still logs schema changes).
+            The sync job refreshes `snapshot_path`; without one it reports but remembers
+            nothing between runs.
 
     Example:
         .. code-block:: python

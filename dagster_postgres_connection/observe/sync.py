@@ -187,7 +187,11 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
             yield data_event(asset_key, stats, data_changed=False, materialize=False)
             data_events += 1
 
-    check_events = list(_schema_check_evaluations(target, instance, before, relations, diff))
+    check_events = (
+        list(_schema_check_evaluations(target, instance, before, relations, diff))
+        if target.sync.schema_checks
+        else []
+    )
     yield from check_events
 
     for old, new in diff.renamed.items():
@@ -196,6 +200,14 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
         log.info(f"New relation `{'.'.join(key)}`: its asset appears at the next code location reload.")
     for key in diff.dropped:
         log.warning(f"Relation `{'.'.join(key)}` is gone: its asset goes away at the next code location reload.")
+    # Without checks, the log and the run output are the only places the per-relation diff shows.
+    schema_changes = (
+        {".".join(key): change.describe().splitlines() for key, change in diff.changed.items()}
+        if not target.sync.schema_checks
+        else {}
+    )
+    for relation, changes in schema_changes.items():
+        log.warning(f"Relation `{relation}` changed shape: {'; '.join(changes)}.")
 
     if target.snapshot_path is not None:
         write_snapshot(current, target.snapshot_path)
@@ -219,6 +231,7 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
             "relations_skipped": MetadataValue.json({".".join(k): why for k, why in measured.skipped.items()}),
             "data_events": MetadataValue.int(data_events),
             "schema_check_events": MetadataValue.int(len(check_events)),
+            **({"schema_changes": MetadataValue.json(schema_changes)} if schema_changes else {}),
             "statements": MetadataValue.int(current.statement_count + measured.statement_count),
             "seconds": MetadataValue.float(round(time.perf_counter() - started, 3)),
             "catalog_read_seconds": MetadataValue.float(current.read_seconds),

@@ -13,6 +13,7 @@ from dagster_postgres_connection_tests.observe.conftest import (
     SYNC_JOB,
     data_events,
     run_job,
+    summary,
 )
 from dagster_postgres_connection_tests.test_component_errors import BASE, load_error_text
 from dagster_postgres_connection_tests.utils import (
@@ -50,6 +51,27 @@ def test_yaml_sync_attributes_give_job_schedule_checks_and_profile_job(db: PgTar
     actor = dg.AssetKey(["pagila_prod", db.database, "public", "actor"])
     check_keys = defs.resolve_asset_graph().get_check_keys_for_assets({actor})
     assert check_keys == {dg.AssetCheckKey(actor, "schema_unchanged")}
+
+
+def test_yaml_schema_checks_false_defines_no_check_but_keeps_the_sync_job(
+    db: PgTarget, pagila_server: EmbeddedPostgres, instance: dg.DagsterInstance
+) -> None:
+    with scaffolded_connection(attributes(db, schema_checks=False)) as (sandbox, path):
+        defs = load(sandbox, path)
+        graph = defs.resolve_asset_graph()
+        actor = dg.AssetKey(["pagila_prod", db.database, "public", "actor"])
+        assert actor in graph.get_all_asset_keys()
+        assert not graph.asset_check_keys
+        assert "schema_unchanged" not in (defs.resolve_job_def(SYNC_JOB).description or "")
+
+        assert run_job(defs, instance).success
+        pagila_server.execute("ALTER TABLE public.actor ADD COLUMN nickname text", db.database)
+        result = run_job(defs, instance)
+        assert result.success
+        assert not result.get_asset_check_evaluations()
+        assert summary(result)["schema_changes"] == {
+            f"{db.database}.public.actor": ["column `nickname` added (text)"]
+        }
 
 
 def test_sync_refreshes_the_local_state_so_the_next_load_shows_new_tables(

@@ -1,6 +1,7 @@
 """Schema-change detection: exact diffs in `schema_unchanged`, run-level created/dropped/renamed,
 and the mass-disappearance guard."""
 
+import logging
 from pathlib import Path
 
 import dagster as dg
@@ -167,3 +168,29 @@ def test_the_declared_check_runs_alone_on_any_relation_name(
     assert evaluation.asset_key == odd and not evaluation.passed
     assert evaluation.metadata["columns_added"].value == {"note": "text"}
     assert snapshot.read_bytes() == before
+
+
+def test_without_schema_checks_no_check_is_defined_and_the_sync_logs_the_change(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    pagila_server.execute(WIDGETS + "CREATE TABLE shop.gadgets (id int);", db.database)
+    defs = shop_defs(db, tmp_path / "snapshot", schema_checks=False)
+    graph = defs.resolve_asset_graph()
+    assert len(graph.get_all_asset_keys()) == 2
+    assert not graph.asset_check_keys
+    assert run_job(defs, instance).success
+
+    pagila_server.execute("ALTER TABLE shop.widgets ADD COLUMN color text", db.database)
+    result = run_job(defs, instance)
+    assert result.success
+    assert not result.get_asset_check_evaluations()
+    widgets = f"{db.database}.shop.widgets"
+    assert summary(result)["schema_check_events"] == 0
+    assert summary(result)["relations_with_schema_changes"] == 1
+    assert summary(result)["schema_changes"] == {widgets: ["column `color` added (text)"]}
+    warnings = [
+        e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING
+    ]
+    expected = f"Relation `{widgets}` changed shape: column `color` added (text)."
+    assert any(expected in w for w in warnings), warnings
+    assert not any("gadgets" in w for w in warnings), warnings

@@ -224,6 +224,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     exact_row_count_threshold: Annotated[int, _sync_attribute("exact_row_count_threshold")] = 1_000_000
     mass_disappearance_threshold: Annotated[float, _sync_attribute("mass_disappearance_threshold")] = 0.5
     schema_check_severity: Annotated[SchemaCheckSeverity, _sync_attribute("schema_check_severity")] = "WARN"
+    schema_checks: Annotated[bool, _sync_attribute("schema_checks")] = True
     profiling: Annotated[
         PostgresProfilingSettings | None,
         dg.Resolver.default(
