@@ -25,7 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from dagster_shared.record import get_record_annotations, get_record_defaults, is_record, replace
+from dagster_shared.check.record import is_record
+from dagster_shared.record import get_record_annotations, get_record_defaults, replace
 
 from dagster_postgres_connection.catalog.models import (
     PostgresCatalogSnapshot,
@@ -61,7 +62,7 @@ class _RecordCodec:
                 self.nested[index] = (shape, codecs.get(inner) or _RecordCodec(inner, codecs))
 
     def pack(self, record: Any) -> list[Any]:
-        row = list(self._values(record)) if len(self.fields) > 1 else [self._values(record)]
+        row: list[Any] = list(self._values(record)) if len(self.fields) > 1 else [self._values(record)]
         if self.nested:
             for index, (shape, inner) in self.nested.items():
                 value = row[index]
@@ -130,7 +131,7 @@ class _RowUnpacker:
             else:
                 row[index] = [inner.unpack(item) for item in value]
         if self.all_known:
-            return self.cls(**dict(zip(self.names, row, strict=False)))
+            return self.cls(**dict(zip(self.names, row, strict=False)))  # type: ignore[misc]  # all str here
         return self.cls(
             **{
                 name: value

@@ -292,7 +292,8 @@ def _read_columns(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey,
         return columns
     fields = COLUMN_FIELDS
     # ~150k rows at 10k tables: tuple unpacking and one constructor call per row, nothing more.
-    for schema, relation, *values in execute_despite_drops(conn, queries.LIST_COLUMNS, {"schemas": list(schemas)}):
+    for row in execute_despite_drops(conn, queries.LIST_COLUMNS, {"schemas": list(schemas)}):
+        schema, relation, *values = tuple(row)
         columns[(schema, relation)].append(PostgresColumn(**dict(zip(fields, values, strict=True))))
     return columns
 
