@@ -164,10 +164,11 @@ def test_readme_filter_examples_select_what_they_say(
 
 
 def public_api() -> dict[str, object]:
-    """Classes and functions `dagster_postgres_connection` exports."""
+    """Classes and functions `dagster_postgres_connection` exports (`__all__`, loaded lazily)."""
+    exported = {name: getattr(dagster_postgres_connection, name) for name in dagster_postgres_connection.__all__}
     return {
         name: value
-        for name, value in vars(dagster_postgres_connection).items()
+        for name, value in exported.items()
         if not name.startswith("_")
         and (inspect.isclass(value) or inspect.isfunction(value))
         and value.__module__.startswith("dagster_postgres_connection")
