@@ -191,6 +191,11 @@ def measure_size(tables: int, admin: sa.URL, cpu: ServerCpu, args: argparse.Name
         repeat("sync_cli", args.repeat, lambda: sync_cli(db, cpu, work, snapshot))
         repeat("load", args.repeat,
                lambda: probe("load", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
+        repeat("load_no_checks", args.repeat,
+               lambda: probe("load", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect),
+                             "--no-schema-checks"))  # fmt: skip
+        repeat("dagster_floor", args.repeat,
+               lambda: probe("dagster-floor", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
         if not args.skip_naive:
             repeat("naive", 1, lambda: probe("naive", db, cpu, work))
         if datahub is not None:
@@ -232,7 +237,11 @@ def markdown(result: dict[str, Any]) -> str:
             ("ours: read_catalog + write_snapshot", "ours", "seconds",
              f"ours/raw {ours_s / raw_s:.2f}x time, {ours_cpu / raw_cpu:.2f}x CPU"),
             ("ours: `sync` CLI", "sync_cli", "wall_seconds", ""),
-            ("ours: code location load", "load", "seconds", ""),
+            ("ours: code location load", "load", "seconds",
+             f"load/Dagster alone {_median(size['load'], 'seconds') / _median(size['dagster_floor'], 'seconds'):.1f}x"),
+            ("ours: load, `schema_checks: false`", "load_no_checks", "seconds",
+             f"load/Dagster alone {_median(size['load_no_checks'], 'seconds') / _median(size['dagster_floor'], 'seconds'):.1f}x"),
+            ("Dagster alone: same keys and deps, bare specs", "dagster_floor", "seconds", "floor of any load"),
         ]  # fmt: skip
         if size.get("naive"):
             naive = size["naive"][0]["seconds"]
