@@ -9,7 +9,7 @@ the column query itself (`queries.LIST_COLUMNS`).
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -38,7 +38,7 @@ def read_relation_details(
     conn: Connection,
     relation_rows: Sequence[Any],
     selected: Iterable[RelationKey],
-    columns: Mapping[RelationKey, Sequence[PostgresColumn]],
+    columns: Callable[[], Mapping[RelationKey, Sequence[PostgresColumn]]],
     views: ViewLineageJob,
 ) -> dict[RelationKey, dict[str, Any]]:
     """Extra `PostgresRelation` fields for each selected relation.
@@ -47,7 +47,8 @@ def read_relation_details(
         relation_rows: Every row of `queries.LIST_RELATIONS`, selected or not: partitions of a
             selected root count even when they are filtered out.
         selected: The relations that become part of the snapshot.
-        columns: Their columns, in order.
+        columns: Gives their columns, in order; called after this function's statements have
+            run, as the columns may still be being built on another thread.
         views: View dependencies, and their column lineage being parsed meanwhile (`lineage.py`).
     """
     selected = list(selected)
@@ -58,6 +59,7 @@ def read_relation_details(
     foreign_tables = _read_foreign_tables(conn, schemas)
     dependencies = views.dependencies
     sources_by_view = views.column_sources()
+    columns_by_key = columns()
 
     details: dict[RelationKey, dict[str, Any]] = {}
     for key in selected:
@@ -74,7 +76,7 @@ def read_relation_details(
                         for schema, name, source in sources[column.name]
                     ],
                 )
-                for column in columns.get(key, ())
+                for column in columns_by_key.get(key, ())
                 if column.name in sources
             ]
         for name, values in (

@@ -261,12 +261,20 @@ def _read_database_in_transaction(
 
     schemas = sorted({schema for schema, _ in rows_by_key})
     view_definitions = {key: row.view_definition for key, row in rows_by_key.items() if row.view_definition}
-    # Views are parsed on a worker thread while the statements below run (lineage.py).
-    with view_lineage_in_background(conn, schemas, view_definitions) as views:
-        columns = _read_columns(conn, schemas)
+    # Python work runs on worker threads while the statements after it wait on the server
+    # (psycopg2 releases the GIL meanwhile): views are parsed (lineage.py), and ~150k column
+    # rows become records while the keys, indexes and constraints are read.
+    with (
+        view_lineage_in_background(conn, schemas, view_definitions) as views,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpc-columns") as builder,
+    ):
+        column_rows = execute_despite_drops(conn, queries.LIST_COLUMNS, {"schemas": schemas}) if schemas else []
+        building = builder.submit(_build_columns, column_rows)
+        del column_rows  # the worker holds them until built
         constraints = _read_keys(conn, schemas)
         constraints.foreign_keys.update(_read_foreign_keys(conn, schemas))
-        details = read_relation_details(conn, relation_rows, rows_by_key, columns, views)
+        details = read_relation_details(conn, relation_rows, rows_by_key, building.result, views)
+        columns = building.result()
 
     relations = [
         _build_relation(database, row, columns.get(key, ()), constraints, key, details[key])
@@ -286,13 +294,12 @@ def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) ->
             )
 
 
-def _read_columns(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, list[PostgresColumn]]:
+def _build_columns(rows: Sequence[Any]) -> dict[RelationKey, list[PostgresColumn]]:
+    """`queries.LIST_COLUMNS` rows -> each relation's columns, in order."""
     columns: dict[RelationKey, list[PostgresColumn]] = defaultdict(list)
-    if not schemas:
-        return columns
     fields = COLUMN_FIELDS
     # ~150k rows at 10k tables: tuple unpacking and one constructor call per row, nothing more.
-    for row in execute_despite_drops(conn, queries.LIST_COLUMNS, {"schemas": list(schemas)}):
+    for row in rows:
         schema, relation, *values = tuple(row)
         columns[(schema, relation)].append(PostgresColumn(**dict(zip(fields, values, strict=True))))
     return columns

@@ -5,6 +5,11 @@
 connection project). Also `python -m dagster_postgres_connection`.
 """
 
+import atexit
+import os
+import sys
+from typing import NoReturn
+
 import click
 
 from dagster_postgres_connection.cli._output import DpcGroup, debug_option
@@ -31,6 +36,23 @@ for command in (check, grant_sql, preview, sync, init):
     cli.add_command(command)
 
 
-def main() -> None:
-    """Console script entry point."""
-    cli(prog_name="dagster-postgres-connection")
+def main() -> NoReturn:
+    """Console script entry point.
+
+    Ends with `os._exit` once the output is flushed and `atexit` handlers have run: tearing the
+    interpreter down after a 10k-table sync (freeing millions of objects, a last garbage
+    collection) took ~1 s, a sixth of the command. By then nothing else needs cleaning up: the
+    snapshot file is written and renamed, connections are closed, worker threads have ended.
+    """
+    try:
+        cli(prog_name="dagster-postgres-connection")  # standalone mode: always raises SystemExit
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if isinstance(code, str):  # what the interpreter does with `sys.exit("message")`
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # registered handlers still run (logging flushes its handlers here)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -22,15 +22,18 @@ from dagster_postgres_connection_tests.utils import PgTarget
 
 _MARK = "DAGSTER_MODULES_AT_EXIT="
 
-# Runs the console script's `main`, then prints which `dagster` modules were imported.
+# Runs the console script's `main`, then prints which `dagster` modules were imported (from an
+# `atexit` handler: `main` ends the process with `os._exit` after running those).
 _CHILD = f"""
-import sys
+import atexit, sys
 from dagster_postgres_connection.cli import main
-try:
-    main()
-finally:
+
+def report():
     loaded = sorted(m for m in sys.modules if m == "dagster" or m.startswith("dagster."))
     print({_MARK!r} + ",".join(loaded), file=sys.stderr)
+
+atexit.register(report)
+main()
 """
 
 
