@@ -97,7 +97,7 @@ class PostgresSyncSettings(BaseModel):
     )
     schema_checks: bool = Field(
         default=True,
-        description="Define a `schema_unchanged` check per asset. `false`: no checks (loads about 25% faster: 4.9 s instead of 6.5 s for 11,000 assets); the sync still logs created, dropped, renamed and changed relations.",
+        description="Define a `schema_unchanged` check per asset. `false`: no checks (a code location of 11,000 assets loads in 5.4 s instead of 7.1 s); the sync still logs created, dropped, renamed and changed relations.",
         examples=[False],
     )
 
