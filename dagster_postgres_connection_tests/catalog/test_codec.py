@@ -161,3 +161,31 @@ def test_a_damaged_file_is_reported_as_corrupt(tmp_path: Path, damage: Callable[
     write_snapshot(everything(), path)
     with pytest.raises(PostgresSnapshotError, match="corrupt or was written by an incompatible version"):
         load_snapshot(_rewrite(path, damage))
+
+
+def test_streamed_file_with_several_databases_and_chunks(tmp_path: Path) -> None:
+    # Relations are written a few hundred at a time, database by database: cross both boundaries.
+    def relations(database: str, count: int) -> list[PostgresRelation]:
+        return [
+            PostgresRelation(database=database, schema="s", name=f"t{i}", kind=PostgresRelationKind.TABLE,
+                             columns=[PostgresColumn(name="id", type="int", nullable=False)])
+            for i in range(count)
+        ]  # fmt: skip
+
+    snapshot = PostgresCatalogSnapshot(
+        connection_name="c", host="h", port=5432, captured_at=1.0,
+        databases=[
+            PostgresDatabase(name="big", server_version="18", relations=relations("big", 2 * codec._RELATIONS_PER_CHUNK + 1)),
+            PostgresDatabase(name="empty", server_version="18", relations=[]),
+            PostgresDatabase(name="small", server_version="18", relations=relations("small", 3)),
+        ],
+    )  # fmt: skip
+    text = "".join(codec.dump_chunks(snapshot))
+    # The same document as packing the whole snapshot in one go.
+    assert json.loads(text)["snapshot"] == codec._SNAPSHOT_CODEC.pack(snapshot)
+    assert "\\u0000" not in text and "\x00" not in text  # no marker left behind
+    path = tmp_path / "state"
+    write_snapshot(snapshot, path)
+    loaded = load_snapshot(path)
+    assert serialize_value(loaded) == serialize_value(snapshot)
+    assert [len(d.relations) for d in loaded.databases] == [2 * codec._RELATIONS_PER_CHUNK + 1, 0, 3]
