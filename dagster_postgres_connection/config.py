@@ -9,9 +9,9 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dagster_postgres_connection.errors import PostgresConfigError
 
@@ -19,6 +19,27 @@ from dagster_postgres_connection.errors import PostgresConfigError
 CONNECTION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def validated(connection: str, model: type[_Model], values: Mapping[str, Any], prefix: str = "") -> _Model:
+    """`model.model_validate(values)`, every problem named by its attribute in one error.
+
+    The Python factory and the CLI's flags report invalid settings this way, e.g.
+    "Invalid configuration of connection `x`: `port`: ...".
+
+    Args:
+        prefix: Put before each attribute, e.g. `profiling.`.
+    """
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"`{prefix}{'.'.join(str(p) for p in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise PostgresConfigError(f"Invalid configuration of connection `{connection}`: {problems}") from None
 
 
 def suggest_connection_name(name: str) -> str:

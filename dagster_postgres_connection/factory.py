@@ -2,10 +2,9 @@
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dagster import Definitions, EnvVar
-from pydantic import BaseModel, ValidationError
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -13,6 +12,7 @@ from dagster_postgres_connection.config import (
     PostgresConnectionSettings,
     PostgresFilters,
     PostgresPassword,
+    validated,
 )
 from dagster_postgres_connection.definitions import build_connection_definitions
 from dagster_postgres_connection.errors import PostgresConfigError
@@ -40,25 +40,21 @@ def build_postgres_connection_settings(
             '`password` must be `dg.EnvVar("NAME")`: the password is read from the environment when '
             "connecting and never held in code."
         )
-    try:
-        return PostgresConnectionSettings.model_validate(
-            {
-                "name": name,
-                "host": host,
-                "port": port,
-                "username": username,
-                "password": PostgresPassword(env_var=password.env_var_name),
-                "databases": databases,
-                # A mapping is validated in place, so its errors say `filters.…`.
-                "filters": filters or PostgresFilters(),
-                **options,
-            }
-        )
-    except ValidationError as error:
-        problems = "; ".join(
-            f"`{'.'.join(str(p) for p in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
-        )
-        raise PostgresConfigError(f"Invalid configuration of connection `{name}`: {problems}") from None
+    return validated(
+        name,
+        PostgresConnectionSettings,
+        {
+            "name": name,
+            "host": host,
+            "port": port,
+            "username": username,
+            "password": PostgresPassword(env_var=password.env_var_name),
+            "databases": databases,
+            # A mapping is validated in place, so its errors say `filters.…`.
+            "filters": filters or PostgresFilters(),
+            **options,
+        },
+    )
 
 
 def build_postgres_connection_defs(
@@ -118,9 +114,9 @@ def build_postgres_connection_defs(
         name=name, host=host, username=username, password=password, port=port,
         databases=databases, filters=filters, **options,
     )
-    sync = _validated(name, PostgresSyncSettings, sync_options)
+    sync = validated(name, PostgresSyncSettings, sync_options)
     if profiling is not None and not isinstance(profiling, PostgresProfilingSettings):
-        profiling = _validated(name, PostgresProfilingSettings, profiling, prefix="profiling.")
+        profiling = validated(name, PostgresProfilingSettings, profiling, prefix="profiling.")
     path = Path(snapshot_path) if snapshot_path is not None else None
     if path is not None and path.exists():
         snapshot = load_snapshot(path)
@@ -137,18 +133,3 @@ def build_postgres_connection_defs(
         snapshot_path=path,
         no_snapshot_path_reason="`build_postgres_connection_defs` got no `snapshot_path`; give one to keep the catalog and statistics between syncs",
     )
-
-
-_Settings = TypeVar("_Settings", bound=BaseModel)
-
-
-def _validated(name: str, model: type[_Settings], values: Mapping[str, Any], prefix: str = "") -> _Settings:
-    """`model(**values)`, with errors worded like those of the connection settings."""
-    try:
-        return model(**values)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"`{prefix}{'.'.join(str(p) for p in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}"
-            for e in error.errors()
-        )
-        raise PostgresConfigError(f"Invalid configuration of connection `{name}`: {problems}") from None

@@ -25,15 +25,14 @@ from click.core import ParameterSource
 from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
 from dagster_shared.utils.config import discover_config_file, load_toml_as_dict
 from dotenv import dotenv_values
-from pydantic import ValidationError
 
 from dagster_postgres_connection.cli._output import CliError, register_secret_env_var
 from dagster_postgres_connection.config import (
     PostgresConnectionSettings,
     PostgresFilters,
     PostgresPassword,
+    validated,
 )
-from dagster_postgres_connection.errors import PostgresConfigError
 
 if TYPE_CHECKING:
     from dagster_postgres_connection.components.connection_component.component import (
@@ -120,23 +119,19 @@ def _resolve(config: Path | None, flags: dict[str, Any]) -> CliConnection:
         _reject_flags_beside(config)
         return load_defs_yaml(config)
     name = flags["name"]
-    try:
-        settings = PostgresConnectionSettings.model_validate(
-            {
-                "name": name,
-                "host": flags["host"],
-                "port": flags["port"],
-                "username": flags["username"] or getpass.getuser(),
-                "password": PostgresPassword(env_var=flags["password_env_var"]),
-                "databases": list(flags["databases"]) or None,
-                "filters": PostgresFilters.model_validate({"schemas": {"include": list(flags["schemas"])}}),
-            }
-        )
-    except ValidationError as error:  # worded as `build_postgres_connection_settings` words it
-        problems = "; ".join(
-            f"`{'.'.join(str(p) for p in e['loc'])}`: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
-        )
-        raise PostgresConfigError(f"Invalid configuration of connection `{name}`: {problems}") from None
+    settings = validated(
+        name,
+        PostgresConnectionSettings,
+        {
+            "name": name,
+            "host": flags["host"],
+            "port": flags["port"],
+            "username": flags["username"] or getpass.getuser(),
+            "password": PostgresPassword(env_var=flags["password_env_var"]),
+            "databases": list(flags["databases"]) or None,
+            "filters": PostgresFilters.model_validate({"schemas": {"include": list(flags["schemas"])}}),
+        },
+    )
     return CliConnection(settings=settings)
 
 
