@@ -170,12 +170,10 @@ def build_column_schema(relation: PostgresRelation) -> TableSchema:
         other = []
         if column.name in primary_key:
             other.append("primary key")
-        if references:
-            other.extend(references.get(column.name, ()))
+        other.extend(references.get(column.name, ()))
         if column.default is not None:
             other.append(f"default {column.default}")
-        if column.enum_labels or column.domain_base_type or column.identity or column.generated:
-            other.extend(column_notes(column))
+        other.extend(column_notes(column))
         unique = column.name in single_column_unique
         columns.append(
             TableColumn(
