@@ -4,18 +4,19 @@
 Why a plain op job and not an asset job over the checks: an asset job plans every selected
 check, so each run would write three events per asset (planned, output, evaluation) even when
 nothing changed. The sync op instead reports only what moved: observations of changed data and
-check evaluations whose verdict changed. The checks are still declared (one multi-asset check
-op), so they show on every asset and can be executed from the UI, which compares the live
-catalog with the last snapshot without writing anything.
+check evaluations whose verdict changed. The checks are still declared (in small multi-check
+ops, see `CHECKS_PER_OP`), so they show on every asset and can be executed from the UI, which
+compares the live catalog with the last snapshot without writing anything.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSpec,
+    AssetKey,
     Config,
     DefaultScheduleStatus,
     Definitions,
@@ -29,12 +30,14 @@ from dagster import (
 )
 from pydantic import Field
 
+from dagster_postgres_connection.catalog.models import PostgresRelation
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.observe.config import PostgresProfilingSettings
 from dagster_postgres_connection.observe.events import SCHEMA_CHECK_NAME, schema_check_outcome
 from dagster_postgres_connection.observe.failures import reported_as_failure
 from dagster_postgres_connection.observe.profiling import build_profile_definitions
 from dagster_postgres_connection.observe.schema_changes import diff_catalogs
+from dagster_postgres_connection.observe.state import RelationKey
 from dagster_postgres_connection.observe.sync import (
     PostgresSyncTarget,
     run_sync,
@@ -83,33 +86,48 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
     return _job
 
 
-def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | None:
-    """One `schema_unchanged` check per asset, all in one op (None without assets).
+# Checks per multi-check op. Dagster's component loading (`load_from_defs_folder`) rebuilds
+# every checks definition as a plain AssetsDefinition, and the repository then converts it back
+# once per check key, so one op with N checks cost N conversions of N checks: quadratic (3,325
+# checks: 64 s). With ops of K checks it is N conversions of K checks, while each op costs
+# about 0.4 ms to build: K = 16 measured fastest at 3k and 10k assets (8 and 32 were no better).
+CHECKS_PER_OP = 16
+
+
+def build_schema_checks(target: PostgresSyncTarget) -> list[AssetChecksDefinition]:
+    """One `schema_unchanged` check per asset, in ops of `CHECKS_PER_OP` checks.
 
     Built like `@multi_asset_check` builds it, with two differences. Output names are our own
     (`check_<i>`): the decorator derives them from the asset key, and a relation named e.g.
-    `Order$Tmp` is a valid asset key but not a valid op output name. And the op has no inputs:
-    the checks read Postgres, not the assets' values, and 10,000 `Nothing` inputs made building
-    and validating the code location about five times slower (measured: 7 s + 38 s vs
-    1.5 s + 7 s for 11,000 checks).
+    `Order$Tmp` is a valid asset key but not a valid op output name. And the ops have no
+    inputs: the checks read Postgres, not the assets' values, and 10,000 `Nothing` inputs made
+    building and validating the code location about five times slower.
 
-    None too with `schema_checks: false`: 11,000 checks still cost about 1.8 s of
-    load (benchmarks/README.md: 7.1 s vs 5.4 s for the whole code location load).
+    Empty without assets, and with `schema_checks: false`.
     """
-    if not target.asset_keys or not target.sync.schema_checks:
-        return None
-    specs = [
-        AssetCheckSpec(
+    if not target.sync.schema_checks:
+        return []
+    items = list(target.asset_keys.items())
+    return [
+        _schema_checks_op(target, index // CHECKS_PER_OP, dict(items[index : index + CHECKS_PER_OP]))
+        for index in range(0, len(items), CHECKS_PER_OP)
+    ]
+
+
+def _schema_checks_op(
+    target: PostgresSyncTarget, number: int, asset_keys: Mapping[RelationKey, AssetKey]
+) -> AssetChecksDefinition:
+    output_specs = {
+        f"check_{index}": AssetCheckSpec(
             SCHEMA_CHECK_NAME,
             asset=asset_key,
             description="Fails when the relation's columns, types, nullability, keys or comments changed, or it vanished, since the previous sync.",
         )
-        for asset_key in target.asset_keys.values()
-    ]
-    output_specs = {f"check_{index}": spec for index, spec in enumerate(specs)}
+        for index, asset_key in enumerate(asset_keys.values())
+    }
 
     @op(
-        name=f"{target.settings.name}_schema_unchanged",
+        name=f"{target.settings.name}_schema_unchanged_{number}",
         out={name: Out(None, is_required=False) for name in output_specs},
         description="Compares the live catalog with the last snapshot; writes nothing (the sync job does).",
         tags={"dagster/kind/postgres": ""},
@@ -117,10 +135,9 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
     def _checks(context: OpExecutionContext) -> Iterator[AssetCheckResult]:
         selected = context.selected_asset_check_keys
         with reported_as_failure():
-            before = selected_relations(target.previous_snapshot(), target.settings)
-            after = selected_relations(read_catalog(target.settings), target.settings)
+            before, after = _catalogs_to_compare(target, context.run_id)
         diff = diff_catalogs(before, after)
-        for key, asset_key in target.asset_keys.items():
+        for key, asset_key in asset_keys.items():
             if AssetCheckKey(asset_key, SCHEMA_CHECK_NAME) not in selected:
                 continue
             renamed = ".".join(diff.renamed[key]) if key in diff.renamed else None
@@ -133,6 +150,22 @@ def build_schema_checks(target: PostgresSyncTarget) -> AssetChecksDefinition | N
         check_specs_by_output_name=output_specs,
         can_subset=True,
     )
+
+
+_CatalogPair = tuple[Mapping[RelationKey, PostgresRelation], Mapping[RelationKey, PostgresRelation]]
+_catalogs_by_run: dict[str, _CatalogPair] = {}
+
+
+def _catalogs_to_compare(target: PostgresSyncTarget, run_id: str) -> _CatalogPair:
+    """The last snapshot and the live catalog, read once per run and process: a run that
+    executes several check ops in one process (in-process executor) reads Postgres once."""
+    if run_id not in _catalogs_by_run:
+        _catalogs_by_run.clear()  # one run's catalogs at a time
+        _catalogs_by_run[run_id] = (
+            selected_relations(target.previous_snapshot(), target.settings),
+            selected_relations(read_catalog(target.settings), target.settings),
+        )
+    return _catalogs_by_run[run_id]
 
 
 def build_observe_definitions(
@@ -154,9 +187,8 @@ def build_observe_definitions(
                 description=f"Syncs connection `{target.settings.name}` on `{target.sync.sync_schedule}` ({target.sync.timezone}).",
             )
         )
-    checks = build_schema_checks(target)
     definitions = Definitions(
-        jobs=[sync_job], schedules=schedules, asset_checks=[checks] if checks is not None else []
+        jobs=[sync_job], schedules=schedules, asset_checks=build_schema_checks(target)
     )
     if profiling is None:
         return definitions

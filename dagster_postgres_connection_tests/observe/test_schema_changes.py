@@ -2,11 +2,16 @@
 and the mass-disappearance guard."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import Engine
 
 from dagster_postgres_connection.catalog.state import load_snapshot
+from dagster_postgres_connection.observe.sync_job import CHECKS_PER_OP
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.observe.conftest import (
     SYNC_JOB,
@@ -194,3 +199,47 @@ def test_without_schema_checks_no_check_is_defined_and_the_sync_logs_the_change(
     expected = f"Relation `{widgets}` changed shape: column `color` added (text)."
     assert any(expected in w for w in warnings), warnings
     assert not any("gadgets" in w for w in warnings), warnings
+
+
+def test_checks_of_many_relations_run_in_one_process_read_the_catalog_once(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """More relations than one check op holds: every check runs, and Postgres is read once."""
+    tables = 2 * CHECKS_PER_OP + 3
+    ddl = "".join(f"CREATE TABLE shop.t{i} (id int);" for i in range(tables))
+    pagila_server.execute(WIDGETS + ddl, db.database)
+    defs = shop_defs(db, tmp_path / "snapshot")
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    assert len(check_keys) == tables + 1
+    assert run_job(defs, instance).success
+    pagila_server.execute("ALTER TABLE shop.t20 ADD COLUMN note text", db.database)
+    one_check = dg.define_asset_job("one_check", selection=dg.AssetSelection.checks(*list(check_keys)[:1]))
+    all_checks = dg.define_asset_job("all_checks", selection=dg.AssetSelection.checks(*check_keys))
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[one_check, all_checks]))
+    with postgres_statements() as one:
+        assert run_job(defs, instance, "one_check").success
+
+    with postgres_statements() as statements:
+        result = run_job(defs, instance, "all_checks")
+    assert result.success
+    evaluations = {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()}
+    assert len(evaluations) == tables + 1
+    assert [name for name, passed in evaluations.items() if not passed] == ["t20"]
+    # The three check ops share one catalog read: as many statements as one check alone.
+    assert one and len(statements) == len(one), statements
+
+
+@contextmanager
+def postgres_statements() -> Iterator[list[str]]:
+    """Statements sent to PostgreSQL by any engine (the instance's own SQLite ones left out)."""
+    statements: list[str] = []
+
+    def record(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+        if conn.dialect.name == "postgresql":
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
