@@ -175,15 +175,20 @@ def build_column_schema(relation: PostgresRelation) -> TableSchema:
             other.append(f"default {column.default}")
         other.extend(column_notes(column))
         unique = column.name in single_column_unique
-        columns.append(
-            TableColumn(
-                name=column.name,
-                type=column.type,
-                description=column.comment,
-                constraints=_column_constraints(column.nullable, unique, tuple(other)),
-            )
-        )
+        columns.append(_table_column(column.name, column.type, column.comment, column.nullable, unique, tuple(other)))
     return TableSchema(columns=columns, constraints=TableConstraints(other=_table_constraints(relation)))
+
+
+@lru_cache(maxsize=65536)
+def _table_column(
+    name: str, type: str, comment: str | None, nullable: bool, unique: bool, other: tuple[str, ...]
+) -> TableColumn:
+    """Shared instances: columns such as `id bigint NOT NULL` recur across a catalog's tables
+    (154,562 columns, 8,703 distinct at 10k generated tables), and each `TableColumn` validates
+    its arguments when built."""
+    return TableColumn(
+        name=name, type=type, description=comment, constraints=_column_constraints(nullable, unique, other)
+    )
 
 
 @lru_cache(maxsize=4096)

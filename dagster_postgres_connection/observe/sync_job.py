@@ -92,6 +92,9 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
 # checks: 64 s). With ops of K checks it is N conversions of K checks, while each op costs
 # about 0.4 ms to build: K = 16 measured fastest at 3k and 10k assets (8 and 32 were no better).
 CHECKS_PER_OP = 16
+# One `Out` for every check output (it is immutable): building 11k of them was a third of the
+# checks' build time.
+_CHECK_OUT = Out(None, is_required=False)
 
 
 def build_schema_checks(target: PostgresSyncTarget) -> list[AssetChecksDefinition]:
@@ -128,7 +131,7 @@ def _schema_checks_op(
 
     @op(
         name=f"{target.settings.name}_schema_unchanged_{number}",
-        out={name: Out(None, is_required=False) for name in output_specs},
+        out=dict.fromkeys(output_specs, _CHECK_OUT),
         description="Compares the live catalog with the last snapshot; writes nothing (the sync job does).",
         tags={"dagster/kind/postgres": ""},
     )
