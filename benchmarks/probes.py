@@ -11,15 +11,25 @@ Kinds:
   sync sends (`RAW_STATEMENTS`), run directly in one read-only REPEATABLE READ transaction,
   every row fetched, nothing built from the rows.
 - `ours`: `read_catalog` + `write_snapshot`, in-process, exactly what `sync` and the component do.
-- `load`: code location load from a snapshot: `build_postgres_connection_defs(snapshot_path=...)`,
-  the Definitions resolved into a repository (what a code server does before serving), and
-  the asset count checked against `--expect-assets`.
+- `load`: the code location load through the component, as `dg dev` and every code server do
+  it: a generated `dg` project (`dg_project.py`) whose `defs.yaml` configures
+  `PostgresConnectionComponent`, its snapshot already at the component's state path;
+  `dg.load_from_defs_folder`, then what a code server does before and while it serves (`serve`
+  below). The asset count is checked against `--expect-assets`.
+- `factory`: the same end point from `build_postgres_connection_defs(snapshot_path=...)`.
+- `dagster-floor`: Dagster alone, the same keys and deps as bare `AssetSpec`s, same end point.
 - `naive`: `naive_inspector.naive_read`, the per-table Inspector loop.
+
+"Serve" is what `dagster api grpc` does with Definitions: build the repository and load all its
+definitions (`LoadedRepositories`), its asset graph, then, when the webserver asks,
+`RepositorySnap.from_def(repo, defer_snapshots=True)` (the webserver defers job snapshots) and
+`serialize_value` of it (the gRPC answer). Each step is timed on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -150,32 +160,90 @@ def ours(url: str, snapshot: Path) -> dict[str, Any]:
     return measured(work)
 
 
-def load(url: str, snapshot: Path, expect_assets: int, *, schema_checks: bool = True) -> dict[str, Any]:
+def serve(defs: Any, prefix: str, expect_assets: int) -> dict[str, Any]:
+    """What a code server does with `defs`, step by step; checks the asset count on the way.
+
+    `prefix` is the first part of the keys counted (Dagster adds stub assets for deps on keys
+    no spec defines).
+    """
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster_shared.serdes import serialize_value
+
+    started = time.perf_counter()
+    repository = defs.get_repository_def()
+    repository.load_all_definitions()  # what `LoadedRepositories` does before serving
+    graph = repository.asset_graph
+    assets = sum(1 for key in graph.get_all_asset_keys() if key.path[0] == prefix)
+    if assets != expect_assets:
+        raise SystemExit(f"{assets} assets under `{prefix}`, expected {expect_assets}")
+    graph_done = time.perf_counter()
+    snap = RepositorySnap.from_def(repository, defer_snapshots=True)
+    snap_done = time.perf_counter()
+    payload = serialize_value(snap)
+    return {
+        "assets": assets,
+        "asset_checks": len(graph.asset_check_keys),
+        "asset_graph_seconds": round(graph_done - started, 3),  # repository + asset graph
+        "snapshot_seconds": round(snap_done - graph_done, 3),  # RepositorySnap.from_def
+        "serialize_seconds": round(time.perf_counter() - snap_done, 3),
+        "serialized_bytes": len(payload),
+    }
+
+
+def load(project_root: Path, module: str, connection: str, expect_assets: int) -> dict[str, Any]:
+    """The component as a `defs.yaml` configures it, up to the code server's serialized snapshot."""
+    sys.path.insert(0, str(project_root / "src"))
+
+    def work() -> dict[str, Any]:
+        started = time.perf_counter()
+        import dagster  # noqa: F401
+        from dagster._core.definitions.definitions_load_context import (
+            DefinitionsLoadContext,
+            DefinitionsLoadType,
+        )
+
+        # The defs.yaml's `type:` imports this; a code server imports it before building anything.
+        import dagster_postgres_connection.components.connection_component.component  # noqa: F401
+
+        imported = time.perf_counter()
+        # A code server loads inside an INITIALIZATION context (`LoadedRepositories`); the
+        # component reads its local snapshot there and never connects.
+        with DefinitionsLoadContext.scoped(DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)):
+            # definitions.py's `@dg.definitions def defs()`, called as Dagster calls it: it runs
+            # `dg.load_from_defs_folder`, which reads the defs.yaml and builds the component.
+            defs = importlib.import_module(f"{module}.definitions").defs()
+            built = time.perf_counter()
+            return {
+                "import_seconds": round(imported - started, 3),
+                "definitions_seconds": round(built - imported, 3),  # defs.yaml, snapshot read, specs, jobs, checks
+                **serve(defs, connection, expect_assets),
+            }
+
+    return measured(work)
+
+
+def factory(url: str, snapshot: Path, expect_assets: int) -> dict[str, Any]:
+    """`build_postgres_connection_defs(snapshot_path=...)`, the Python API, up to the same end point."""
+
     def work() -> dict[str, Any]:
         started = time.perf_counter()
         from dagster_postgres_connection.factory import build_postgres_connection_defs
 
         imported = time.perf_counter()
-        options = {} if schema_checks else {"schema_checks": False}
-        defs = build_postgres_connection_defs(**_settings_kwargs(url), snapshot_path=snapshot, **options)
+        defs = build_postgres_connection_defs(**_settings_kwargs(url), snapshot_path=snapshot)
         built = time.perf_counter()
-        repository = defs.get_repository_def()
-        assets = len(repository.asset_graph.get_all_asset_keys())
-        if assets != expect_assets:
-            raise SystemExit(f"load: {assets} assets, expected {expect_assets}")
         return {
-            "assets": assets,
             "import_seconds": round(imported - started, 3),
-            "definitions_seconds": round(built - imported, 3),  # snapshot read + specs + jobs/checks
-            "repository_seconds": round(time.perf_counter() - built, 3),
+            "definitions_seconds": round(built - imported, 3),
+            **serve(defs, "bench", expect_assets),
         }
 
-    # Imports count: a code server imports the package before it builds anything.
     return measured(work)
 
 
 def dagster_floor(snapshot: Path, expect_assets: int) -> dict[str, Any]:
-    """Dagster alone: the same asset keys and deps as bare `AssetSpec`s, no metadata, no checks.
+    """Dagster alone: the same asset keys and deps as bare `AssetSpec`s, no metadata, no checks,
+    up to the same end point as the loads.
 
     What any library pays to show this many assets; the keys and deps are taken from the
     snapshot beforehand, outside the measurement.
@@ -189,14 +257,18 @@ def dagster_floor(snapshot: Path, expect_assets: int) -> dict[str, Any]:
     ]
 
     def work() -> dict[str, Any]:
+        started = time.perf_counter()
         import dagster as dg
 
+        imported = time.perf_counter()
         specs = [dg.AssetSpec(key=key, deps=deps, group_name="bench") for key, deps in shapes]
-        repository = dg.Definitions(assets=specs).get_repository_def()
-        assets = len([k for k in repository.asset_graph.get_all_asset_keys() if k.path[0] == "bench"])
-        if assets < expect_assets:
-            raise SystemExit(f"dagster-floor: {assets} assets, expected {expect_assets}")
-        return {"assets": assets}
+        defs = dg.Definitions(assets=specs)
+        built = time.perf_counter()
+        return {
+            "import_seconds": round(imported - started, 3),
+            "definitions_seconds": round(built - imported, 3),
+            **serve(defs, "bench", expect_assets),
+        }
 
     return measured(work)
 
@@ -218,11 +290,13 @@ def naive(url: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("kind", choices=["raw", "ours", "load", "dagster-floor", "naive"])
+    p.add_argument("kind", choices=["raw", "ours", "load", "factory", "dagster-floor", "naive"])
     p.add_argument("--url", required=True, help="SQLAlchemy URL of the benchmark database")
-    p.add_argument("--snapshot", type=Path, help="snapshot file (ours writes it, load reads it)")
+    p.add_argument("--snapshot", type=Path, help="snapshot file (ours writes it, factory and dagster-floor read it)")
+    p.add_argument("--project", type=Path, help="load: root of the generated dg project (dg_project.py)")
+    p.add_argument("--module", help="load: the project's root module")
+    p.add_argument("--connection", default="bench", help="load: the component's `name`")
     p.add_argument("--expect-assets", type=int, default=0)
-    p.add_argument("--no-schema-checks", action="store_true", help="load with `schema_checks: false`")
     args = p.parse_args(argv)
     os.environ.setdefault(PASSWORD_ENV_VAR, "unused")
     if args.kind == "raw":
@@ -230,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.kind == "ours":
         result = ours(args.url, args.snapshot)
     elif args.kind == "load":
-        result = load(args.url, args.snapshot, args.expect_assets, schema_checks=not args.no_schema_checks)
+        result = load(args.project, args.module, args.connection, args.expect_assets)
+    elif args.kind == "factory":
+        result = factory(args.url, args.snapshot, args.expect_assets)
     elif args.kind == "dagster-floor":
         result = dagster_floor(args.snapshot, args.expect_assets)
     else:

@@ -1,10 +1,13 @@
-"""The comparison: raw floor, ours (sync in-process, sync CLI, code location load), naive, DataHub.
+"""The comparison: raw floor, ours (sync in-process, sync CLI, code location loads), naive, DataHub.
 
 On one throwaway PostgreSQL 18 (`EmbeddedPostgres`) and, per size, one generated catalog
 (`generate_catalog.py`), every measurement runs as its own subprocess, started and reaped here:
 wall time from outside (process start included), peak RSS and CPU of that process alone from
 `os.wait4`, server CPU from the postmaster's processes (`run_preliminary.ServerCpu`).
-Probes (`probes.py`) also report the time and statements of their work alone.
+Probes (`probes.py`) also report the time and statements of their work alone. The load rows go
+through a generated `dg` project whose `defs.yaml` configures the component (`dg_project.py`),
+up to the serialized repository snapshot a code server sends; `serve.py` starts a real code
+server and `dg dev` on that project.
 
 DataHub's postgres source (`acryl-datahub[postgres]`, pinned below) is installed into
 `benchmarks/.venv-datahub` (git-ignored) on first use and run as `datahub ingest -c recipe.yml`
@@ -12,7 +15,7 @@ with a file sink and profiling off, on the same database.
 
 Usage::
 
-    bash benchmarks/run.sh [--sizes 1000,10000] [--with-50k] [--skip-datahub] [--skip-naive]
+    bash benchmarks/run.sh [--sizes 1000,10000] [--with-50k] [--skip-datahub] [--skip-naive] [--skip-servers]
 
 Prints a Markdown table and writes JSON with every number to `benchmarks/results/` (git-ignored).
 """
@@ -24,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,9 +42,11 @@ import sqlalchemy as sa
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
 
+from dg_project import DgProject, write_dg_project  # noqa: E402
 from generate_catalog import generate_catalog  # noqa: E402
 from probes import PASSWORD_ENV_VAR, RAW_STATEMENTS  # noqa: E402
 from run_preliminary import ServerCpu, recreate_database  # noqa: E402
+from serve import code_server, dg_dev, project_env  # noqa: E402
 
 DATAHUB_REQUIREMENT = "acryl-datahub[postgres]==1.7.0.17"
 DATAHUB_VENV = HERE / ".venv-datahub"
@@ -107,6 +113,33 @@ def probe(kind: str, url: sa.URL, cpu: ServerCpu, work: Path, *extra: str) -> di
     outer = run_process(cmd, cpu, work / f"{kind}.log")
     inner = json.loads(outer.pop("stdout").strip().splitlines()[-1])
     return {**outer, **inner}
+
+
+def component_project(url: sa.URL, work: Path, snapshot: Path, module: str,
+                      **attributes: Any) -> DgProject:  # fmt: skip
+    """A `dg` project with the component named `bench` on `url`, the snapshot at its state path
+    (so no load reads Postgres: the same file the other load rows read)."""
+    project = write_dg_project(
+        work / module, module=module, connection="bench", host=str(url.host), port=int(url.port or 5432),
+        username=str(url.username), password_env_var=PASSWORD_ENV_VAR, databases=[str(url.database)],
+        extra_attributes=attributes,
+    )  # fmt: skip
+    project.state_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(snapshot, project.state_path)
+    return project
+
+
+def server_row(measure: Any, project: DgProject, cpu: ServerCpu, work: Path, name: str,
+               expect: int) -> dict[str, Any]:  # fmt: skip
+    """`serve.code_server` or `serve.dg_dev`, plus the Postgres server's CPU meanwhile (0: no connection)."""
+    env = project_env(project, {**os.environ, PASSWORD_ENV_VAR: "unused"}, work / f"dagster_home_{name}")
+    server0 = cpu.total()
+    result = measure(project, env, work / f"{name}.log", expect)
+    server1 = cpu.total()
+    result["server_cpu_seconds"] = (
+        round(server1 - server0, 3) if server0 is not None and server1 is not None else None
+    )
+    return result
 
 
 def sync_cli(url: sa.URL, cpu: ServerCpu, work: Path, snapshot: Path) -> dict[str, Any]:
@@ -189,13 +222,22 @@ def measure_size(tables: int, admin: sa.URL, cpu: ServerCpu, args: argparse.Name
             "ours", args.repeat, lambda: probe("ours", db, cpu, work, "--snapshot", str(snapshot))
         )
         repeat("sync_cli", args.repeat, lambda: sync_cli(db, cpu, work, snapshot))
-        repeat("load", args.repeat,
-               lambda: probe("load", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
-        repeat("load_no_checks", args.repeat,
-               lambda: probe("load", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect),
-                             "--no-schema-checks"))  # fmt: skip
+        # The component as a defs.yaml configures it, with and without `schema_checks`.
+        projects = {
+            "load": component_project(db, work, snapshot, "bench_project"),
+            "load_no_checks": component_project(db, work, snapshot, "bench_project_no_checks", schema_checks=False),
+        }  # fmt: skip
+        for name, project in projects.items():
+            repeat(name, args.repeat,
+                   lambda project=project: probe("load", db, cpu, work, "--project", str(project.root), "--module",
+                                                 project.module, "--expect-assets", str(expect)))  # fmt: skip
+        repeat("factory", args.repeat,
+               lambda: probe("factory", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
         repeat("dagster_floor", args.repeat,
                lambda: probe("dagster-floor", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
+        if not args.skip_servers:
+            repeat("code_server", 1, lambda: server_row(code_server, projects["load"], cpu, work, "code_server", expect))
+            repeat("dg_dev", 1, lambda: server_row(dg_dev, projects["load"], cpu, work, "dg_dev", expect))
         if not args.skip_naive:
             repeat("naive", 1, lambda: probe("naive", db, cpu, work))
         if datahub is not None:
@@ -217,6 +259,10 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _floor_ratio(size: dict[str, Any], row: str) -> str:
+    return f"{_median(size[row], 'seconds') / _median(size['dagster_floor'], 'seconds'):.1f}x"
+
+
 def markdown(result: dict[str, Any]) -> str:
     """One table: medians of the repeated rows, one run of naive and DataHub."""
     lines = [
@@ -225,7 +271,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for size in result["sizes"]:
-        label = f"{size['tables']:,} tables ({size['relations']:,} relations)"
+        label = f"{size['tables']:,} tables ({size['relations']:,} assets)"
         raw_s, ours_s = _median(size["raw"], "seconds"), _median(size["ours"], "seconds")
         sync_wall = _median(size["sync_cli"], "wall_seconds")
         ours_cpu = _median(size["ours"], "cpu_seconds") + _median(
@@ -237,12 +283,22 @@ def markdown(result: dict[str, Any]) -> str:
             ("ours: read_catalog + write_snapshot", "ours", "seconds",
              f"ours/raw {ours_s / raw_s:.2f}x time, {ours_cpu / raw_cpu:.2f}x CPU"),
             ("ours: `sync` CLI", "sync_cli", "wall_seconds", ""),
-            ("ours: code location load", "load", "seconds",
-             f"load/Dagster alone {_median(size['load'], 'seconds') / _median(size['dagster_floor'], 'seconds'):.1f}x"),
-            ("ours: load, `schema_checks: false`", "load_no_checks", "seconds",
-             f"load/Dagster alone {_median(size['load_no_checks'], 'seconds') / _median(size['dagster_floor'], 'seconds'):.1f}x"),
-            ("Dagster alone: same keys and deps, bare specs", "dagster_floor", "seconds", "floor of any load"),
+            ("ours: load through the component (defs.yaml), to the served snapshot", "load", "seconds",
+             f"component load/Dagster alone {_floor_ratio(size, 'load')}"),
+            ("ours: same, `schema_checks: false`", "load_no_checks", "seconds",
+             f"component load/Dagster alone {_floor_ratio(size, 'load_no_checks')}"),
+            ("ours: factory (`build_postgres_connection_defs`), same end point", "factory", "seconds",
+             f"factory/Dagster alone {_floor_ratio(size, 'factory')}"),
+            ("Dagster alone: same keys and deps, bare specs, same end point", "dagster_floor", "seconds",
+             "floor of any load"),
         ]  # fmt: skip
+        if size.get("code_server"):
+            rows.append(("ours: `dagster api grpc` started until it served the snapshot", "code_server",
+                         "seconds", f"answers after {size['code_server'][0]['answer_seconds']:.2f} s"))  # fmt: skip
+        if size.get("dg_dev"):
+            rows.append(("ours: `dg dev` started until GraphQL lists every asset", "dg_dev", "seconds",
+                         f"all processes' peak RSS {size['dg_dev'][0]['group_peak_rss_mb']:,.0f} MB; "
+                         f"code server's in the RSS column"))  # fmt: skip
         if size.get("naive"):
             naive = size["naive"][0]["seconds"]
             rows.append(
@@ -284,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schemas", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--repeat", type=int, default=3, help="runs of raw/ours/sync/load (medians shown)"
+        "--repeat", type=int, default=3, help="runs of raw/ours/sync/loads (medians shown)"
     )
+    p.add_argument("--skip-servers", action="store_true", help="no code server and `dg dev` rows")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-datahub", action="store_true")
     p.add_argument("--out", type=Path, default=HERE / "results")

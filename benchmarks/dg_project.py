@@ -1,0 +1,110 @@
+"""A throwaway `dg` project holding one `PostgresConnectionComponent`, as a user's project does.
+
+Used by the benchmark's load rows (`probes.py`, `serve.py`) and by the load-scaling guard in the
+test suite (`dagster_postgres_connection_tests/test_load_scaling.py`): every load there goes
+through a `defs.yaml` and `dg.load_from_defs_folder`, the path of `dg dev` and every code
+server, not through the Python factory (benchmarks/README.md, "Component path ≠ factory path").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+COMPONENT_TYPE = "dagster_postgres_connection.PostgresConnectionComponent"
+
+_DEFINITIONS_PY = '''\
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+'''
+
+
+@dataclass(frozen=True)
+class DgProject:
+    """Where the generated project lives; `module` is its root module (under `src/`)."""
+
+    root: Path
+    module: str
+    connection: str
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def definitions_module(self) -> str:
+        return f"{self.module}.definitions"
+
+    @property
+    def state_key(self) -> str:
+        """The component's `defs_state_config.key`."""
+        return f"PostgresConnectionComponent[{self.connection}]"
+
+    @property
+    def state_path(self) -> Path:
+        """Where the component reads its snapshot (LOCAL_FILESYSTEM state).
+
+        Dagster finds it by importing the project's defs module, so `src` goes on `sys.path`
+        first when it is not there yet.
+        """
+        from dagster.components.utils.project_paths import get_local_state_path
+
+        if str(self.src) not in sys.path:
+            sys.path.insert(0, str(self.src))
+        return get_local_state_path(self.state_key, self.root)
+
+
+def write_dg_project(
+    root: Path,
+    *,
+    module: str,
+    connection: str,
+    host: str,
+    port: int,
+    username: str,
+    password_env_var: str,
+    databases: Sequence[str],
+    extra_attributes: Mapping[str, Any] | None = None,
+) -> DgProject:
+    """Writes `pyproject.toml` ([tool.dg] project), `src/<module>/definitions.py` calling
+    `dg.load_from_defs_folder`, and `src/<module>/defs/<connection>/defs.yaml`.
+
+    The project is not installed: put `src` on `sys.path` (or `PYTHONPATH`) to load it.
+    """
+    package = root / "src" / module
+    defs_dir = package / "defs" / connection
+    defs_dir.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "{module}"\nversion = "0.1.0"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["dagster-postgres-connection"]\n\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[tool.dg]\ndirectory_type = "project"\n\n'
+        f'[tool.dg.project]\nroot_module = "{module}"\ncode_location_name = "{connection}"\n'
+    )
+    (package / "__init__.py").write_text("")
+    (package / "defs" / "__init__.py").write_text("")
+    (package / "definitions.py").write_text(_DEFINITIONS_PY)
+    attributes = {
+        "name": connection,
+        "host": host,
+        "port": port,
+        "username": username,
+        "password_env_var": password_env_var,
+        "databases": list(databases),
+        **(extra_attributes or {}),
+    }
+    # JSON is YAML: no YAML writer needed.
+    (defs_dir / "defs.yaml").write_text(
+        f"type: {COMPONENT_TYPE}\n\nattributes: {json.dumps(attributes)}\n"
+    )
+    return DgProject(root=root, module=module, connection=connection)
