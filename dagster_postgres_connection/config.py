@@ -9,9 +9,17 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from dagster_postgres_connection.errors import PostgresConfigError
 
@@ -74,6 +82,36 @@ def validate_owners_by_role(owners_by_role: Mapping[str, str]) -> dict[str, str]
                 f"`team:<name>`, e.g. `{role}: team:{role}`."
             )
     return dict(owners_by_role)
+
+
+def _non_empty_host(host: str) -> str:
+    if not host.strip():
+        raise ValueError("`host` is empty: give the server's hostname, IP or unix socket directory.")
+    return host
+
+
+def _non_empty_databases(databases: Sequence[str] | None) -> Sequence[str] | None:
+    if databases is None:
+        return None
+    if not databases:
+        raise ValueError("`databases` is an empty list: list databases or leave it out to sync all.")
+    return tuple(databases)
+
+
+def _at_least_one(value: int, info: ValidationInfo) -> int:
+    if value < 1:
+        raise ValueError(f"`{info.field_name}` must be at least 1.")
+    return value
+
+
+# Each setting's validation travels with its type, so every model that declares the setting
+# (the settings, the component's attributes derived from them) validates it the same way.
+ConnectionName = Annotated[str, AfterValidator(validate_connection_name)]
+Host = Annotated[str, AfterValidator(_non_empty_host)]
+Port = Annotated[int, AfterValidator(validate_port)]
+Databases = Annotated[Sequence[str] | None, AfterValidator(_non_empty_databases)]
+AtLeastOne = Annotated[int, AfterValidator(_at_least_one)]
+OwnersByRole = Annotated[Mapping[str, str], AfterValidator(validate_owners_by_role)]
 
 
 class NameFilter(BaseModel):
@@ -166,64 +204,68 @@ class PostgresPassword(BaseModel):
 
 
 class PostgresConnectionSettings(BaseModel):
-    """Everything needed to connect and select: the single source for component, factory and CLI."""
+    """Everything needed to connect and select: the single source of each setting's name, type,
+    default, validation and description. The component's YAML attributes, the Python factory's
+    keywords, the CLI's defaults and the README's reference table all come from these fields."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    host: str
-    port: int = 5432
-    username: str
+    name: ConnectionName = Field(
+        description="Connection name: the asset group, the first part of every asset key, and the code location's name in the example projects. Letters, digits and underscores.",
+        examples=["pagila_prod"],
+    )
+    host: Host = Field(
+        description="Hostname or IP of the Postgres server (or a unix socket directory).",
+        examples=["localhost"],
+    )
+    port: Port = Field(default=5432, description="TCP port of the server.", examples=[5432])
+    username: str = Field(description="Role to connect as; meant to be read-only.", examples=["dagster_reader"])
     password: PostgresPassword
-    databases: Sequence[str] | None = None
-    filters: PostgresFilters = Field(default_factory=PostgresFilters)
-    connect_timeout_seconds: int = 10
-    statement_timeout_seconds: int = 120
-    lock_timeout_seconds: int = 5
-    sslmode: SslMode | None = None
-    sslrootcert: str | None = None
-    max_concurrent_connections: int = 4
+    databases: Databases = Field(
+        default=None,
+        description="Databases to read. Default: every database the role may connect to (templates excluded).",
+        examples=[["pagila"]],
+    )
+    filters: PostgresFilters = Field(
+        default_factory=PostgresFilters,
+        description="Include/exclude regular expressions (case-insensitive, whole-name) for `databases`, `schemas`, `tables` and `views`. Exclude wins.",
+        examples=[{"schemas": {"include": ["public"]}, "tables": {"exclude": ["tmp_.*"]}}],
+    )
+    connect_timeout_seconds: AtLeastOne = Field(
+        default=10, description="Give up connecting after this many seconds.", examples=[10]
+    )
+    statement_timeout_seconds: AtLeastOne = Field(
+        default=120, description="`statement_timeout` of every catalog query, in seconds.", examples=[120]
+    )
+    lock_timeout_seconds: AtLeastOne = Field(
+        default=5,
+        description="`lock_timeout` of every session, in seconds: never wait long on other sessions' locks.",
+        examples=[5],
+    )
+    sslmode: SslMode | None = Field(
+        default=None,
+        description="libpq `sslmode` (disable, allow, prefer, require, verify-ca, verify-full). Default: libpq's own (`prefer`).",
+        examples=["verify-full"],
+    )
+    sslrootcert: str | None = Field(
+        default=None,
+        description="Path of the CA certificate for `verify-ca` / `verify-full`.",
+        examples=["/etc/ssl/certs/db-ca.pem"],
+    )
+    max_concurrent_connections: AtLeastOne = Field(
+        default=4, description="At most this many databases are read at once.", examples=[4]
+    )
     # How relations are shown; applied when loading, so changing them needs no re-sync.
-    expose_partitions: bool = False
-    owners_by_role: Mapping[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, name: str) -> str:
-        return validate_connection_name(name)
-
-    @field_validator("host")
-    @classmethod
-    def _non_empty_host(cls, host: str) -> str:
-        if not host.strip():
-            raise ValueError("`host` is empty: give the server's hostname, IP or unix socket directory.")
-        return host
-
-    @field_validator("port")
-    @classmethod
-    def _valid_port(cls, port: int) -> int:
-        return validate_port(port)
-
-    @field_validator("databases")
-    @classmethod
-    def _non_empty_databases(cls, databases: Sequence[str] | None) -> Sequence[str] | None:
-        if databases is not None:
-            if not databases:
-                raise ValueError("`databases` is an empty list: list databases or leave it out to sync all.")
-            return tuple(databases)
-        return None
-
-    @field_validator("owners_by_role")
-    @classmethod
-    def _dagster_owners(cls, owners_by_role: Mapping[str, str]) -> Mapping[str, str]:
-        return validate_owners_by_role(owners_by_role)
-
-    @model_validator(mode="after")
-    def _positive_limits(self) -> "PostgresConnectionSettings":
-        for field in ("connect_timeout_seconds", "statement_timeout_seconds", "lock_timeout_seconds", "max_concurrent_connections"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"`{field}` must be at least 1.")
-        return self
+    expose_partitions: bool = Field(
+        default=False,
+        description="Make every partition of a partitioned table an asset of its own, with its parent as dep. Default: one asset per partitioned table, its partitions summarised in metadata.",
+        examples=[False],
+    )
+    owners_by_role: OwnersByRole = Field(
+        default_factory=dict,
+        description="Dagster owner (an email or `team:<name>`) for relations owned by each Postgres role.",
+        examples=[{"analytics_owner": "team:analytics", "etl": "data-eng@example.com"}],
+    )
 
     @property
     def location(self) -> str:

@@ -15,6 +15,11 @@ import tomlkit
 from dagster_shared.utils.config import discover_config_file
 
 from dagster_postgres_connection.cli._output import CliError, debug_option
+from dagster_postgres_connection.components.connection_component.defs_yaml import (
+    PostgresConnectionScaffolderParams,
+    default_password_env_var,
+    render_defs_yaml,
+)
 from dagster_postgres_connection.config import validate_connection_name
 
 _PYPROJECT = """\
@@ -80,15 +85,19 @@ The catalog of a Postgres server as Dagster assets (code location `{name}`).
 {next_steps}```
 """
 
+# The options of `dg scaffold defs`, whose defaults and descriptions these flags show.
+_PARAMS = PostgresConnectionScaffolderParams.model_fields
+
+
 @click.command()
 @click.argument("name")
 @click.option("--directory", type=click.Path(file_okay=False, path_type=Path),
               help="Where to create the project. Default: `projects/NAME` in a dg workspace, else `./NAME`.")
-@click.option("--host", default="localhost", show_default=True)
-@click.option("--port", type=int, default=5432, show_default=True)
-@click.option("--username", default="dagster_reader", show_default=True)
-@click.option("--password-env-var", help="Variable holding the password. Default: `<NAME>_PASSWORD`.")
-@click.option("--database", "-d", "databases", multiple=True, help="Database to read; repeat for several. Default: all.")
+@click.option("--host", default=_PARAMS["host"].default, show_default=True, help=_PARAMS["host"].description)
+@click.option("--port", type=int, default=_PARAMS["port"].default, show_default=True, help=_PARAMS["port"].description)
+@click.option("--username", default=_PARAMS["username"].default, show_default=True, help=_PARAMS["username"].description)
+@click.option("--password-env-var", help=_PARAMS["password_env_var"].description)
+@click.option("--database", "-d", "databases", multiple=True, help=_PARAMS["databases"].description)
 @debug_option
 def init(name: str, directory: Path | None, host: str, port: int, username: str,
          password_env_var: str | None, databases: tuple[str, ...]) -> None:
@@ -97,13 +106,6 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
     Inside a dg workspace (a dg.toml with `directory_type = "workspace"` here or above), the
     project goes to `projects/NAME` and is added to the workspace's projects.
     """
-    # The scaffolder imports dagster: only here, so that the other commands and --help need not.
-    from dagster_postgres_connection.components.connection_component.scaffolder import (
-        PostgresConnectionScaffolderParams,
-        default_password_env_var,
-        render_defs_yaml,
-    )
-
     _check_name(name)
     workspace = _find_workspace(Path.cwd())
     target = (directory or (workspace.parent / "projects" / name if workspace else Path(name))).absolute()

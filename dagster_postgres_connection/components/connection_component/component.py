@@ -9,7 +9,6 @@ with no snapshot yet, reads the catalog once.
 import asyncio
 import re
 import time
-from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +29,7 @@ from dagster.components.utils.translation import (
     create_component_translator_cls,
 )
 from dagster_shared.serdes.objects.models.defs_state_info import DefsStateManagementType
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -39,20 +38,13 @@ from dagster_postgres_connection.components.connection_component.scaffolder impo
 )
 from dagster_postgres_connection.config import (
     PostgresConnectionSettings,
-    PostgresFilters,
     PostgresPassword,
-    SslMode,
-    validate_connection_name,
-    validate_owners_by_role,
-    validate_port,
 )
 from dagster_postgres_connection.definitions import build_connection_definitions, describe_age
 from dagster_postgres_connection.errors import PostgresConnectionError, PostgresSnapshotError
 from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings,
     PostgresSyncSettings,
-    SchemaCheckSeverity,
-    UnchangedRelations,
 )
 from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
 
@@ -92,14 +84,35 @@ def _described(resolver: dg.Resolver, description: str) -> dg.Resolver:
     return resolver
 
 
-def _sync_attribute(name: str) -> dg.Resolver:
-    """Documents a sync attribute with the description and examples of its `PostgresSyncSettings` field."""
-    field = PostgresSyncSettings.model_fields[name]
-    return dg.Resolver.default(description=field.description, examples=field.examples or [field.default])
+def _attributes_of_settings(*models: type[BaseModel]) -> type[dg.Model]:
+    """A `dg.Model` with every field of `models` as a YAML attribute (the password aside): same
+    name, type, default and description. Descriptions go in `dg.Resolver.default`, where `dg`
+    reads them for fields with a default."""
+    fields: dict[str, Any] = {}
+    for model in models:
+        for name, field in model.model_fields.items():
+            if name == "password":  # the component's own two forms, below
+                continue
+            factory = field.default_factory
+            if field.is_required():
+                info, examples = Field(), field.examples
+            elif factory is not None:
+                info, examples = Field(default_factory=factory), field.examples
+            else:
+                info, examples = Field(default=field.default), field.examples or [field.default]
+            resolver = dg.Resolver.default(description=field.description, examples=examples)
+            # The bare type: values may still be `{{ env(...) }}` text when `dg` checks the YAML;
+            # the settings' own validation runs on the resolved values (`_valid_settings`).
+            fields[name] = (Annotated[field.annotation, resolver], info)
+    return create_model("PostgresConnectionAttributes", __base__=dg.Model, **fields)
+
+
+# The connection's and the sync job's settings, as attributes.
+_SettingsAttributes = _attributes_of_settings(PostgresConnectionSettings, PostgresSyncSettings)
 
 
 @dg.scaffold_with(PostgresConnectionScaffolder)
-class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvable):
+class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, dg.Resolvable):
     """Every table, view, materialized view and foreign table of a Postgres server as assets.
 
     The catalog is read into a snapshot (`dg utils refresh-defs-state`, or automatically on the
@@ -133,15 +146,6 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     project with ``dagster-postgres-connection init pagila_prod``).
     """
 
-    name: str = Field(
-        description="Connection name: the asset group, the first part of every asset key, and the code location's name in the example projects. Letters, digits and underscores.",
-        examples=["pagila_prod"],
-    )
-    host: str = Field(description="Hostname or IP of the Postgres server (or a unix socket directory).", examples=["localhost"])
-    # Fields with a default are documented with `dg.Resolver.default(description=...)`: Dagster
-    # 1.13 drops a `Field(description=...)` of such fields from the YAML schema `dg` shows.
-    port: Annotated[int, dg.Resolver.default(description="TCP port of the server.", examples=[5432])] = 5432
-    username: str = Field(description="Role to connect as; meant to be read-only.", examples=["dagster_reader"])
     password: Annotated[
         PostgresPassword | None,
         dg.Resolver(
@@ -159,72 +163,6 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
             examples=["POSTGRES_CONNECTION_PASSWORD"],
         ),
     ] = None
-    databases: Annotated[
-        Sequence[str] | None,
-        dg.Resolver.default(
-            description="Databases to read. Default: every database the role may connect to (templates excluded).",
-            examples=[["pagila"]],
-        ),
-    ] = None
-    filters: Annotated[
-        PostgresFilters,
-        dg.Resolver.default(
-            description="Include/exclude regular expressions (case-insensitive, whole-name) for `databases`, `schemas`, `tables` and `views`. Exclude wins.",
-            examples=[{"schemas": {"include": ["public"]}, "tables": {"exclude": ["tmp_.*"]}}],
-        ),
-    ] = Field(default_factory=PostgresFilters)
-    connect_timeout_seconds: Annotated[
-        int, dg.Resolver.default(description="Give up connecting after this many seconds.", examples=[10])
-    ] = 10
-    statement_timeout_seconds: Annotated[
-        int, dg.Resolver.default(description="`statement_timeout` of every catalog query, in seconds.", examples=[120])
-    ] = 120
-    lock_timeout_seconds: Annotated[
-        int,
-        dg.Resolver.default(
-            description="`lock_timeout` of every session, in seconds: never wait long on other sessions' locks.",
-            examples=[5],
-        ),
-    ] = 5
-    sslmode: Annotated[
-        SslMode | None,
-        dg.Resolver.default(
-            description="libpq `sslmode` (disable, allow, prefer, require, verify-ca, verify-full). Default: libpq's own (`prefer`).",
-            examples=["verify-full"],
-        ),
-    ] = None
-    sslrootcert: Annotated[
-        str | None,
-        dg.Resolver.default(
-            description="Path of the CA certificate for `verify-ca` / `verify-full`.",
-            examples=["/etc/ssl/certs/db-ca.pem"],
-        ),
-    ] = None
-    max_concurrent_connections: Annotated[
-        int, dg.Resolver.default(description="At most this many databases are read at once.", examples=[4])
-    ] = 4
-    expose_partitions: Annotated[
-        bool,
-        dg.Resolver.default(
-            description="Make every partition of a partitioned table an asset of its own, with its parent as dep. Default: one asset per partitioned table, its partitions summarised in metadata.",
-            examples=[False],
-        ),
-    ] = False
-    owners_by_role: Annotated[
-        dict[str, str],
-        dg.Resolver.default(
-            description="Dagster owner (an email or `team:<name>`) for relations owned by each Postgres role.",
-            examples=[{"analytics_owner": "team:analytics", "etl": "data-eng@example.com"}],
-        ),
-    ] = Field(default_factory=dict)
-    sync_schedule: Annotated[str | None, _sync_attribute("sync_schedule")] = None
-    timezone: Annotated[str, _sync_attribute("timezone")] = "UTC"
-    emit_materializations: Annotated[bool, _sync_attribute("emit_materializations")] = False
-    unchanged_relations: Annotated[UnchangedRelations, _sync_attribute("unchanged_relations")] = "nothing"
-    exact_row_count_threshold: Annotated[int, _sync_attribute("exact_row_count_threshold")] = 1_000_000
-    mass_disappearance_threshold: Annotated[float, _sync_attribute("mass_disappearance_threshold")] = 0.5
-    schema_check_severity: Annotated[SchemaCheckSeverity, _sync_attribute("schema_check_severity")] = "WARN"
-    schema_checks: Annotated[bool, _sync_attribute("schema_checks")] = True
     profiling: Annotated[
         PostgresProfilingSettings | None,
         dg.Resolver.default(
@@ -247,27 +185,12 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         description="Where the catalog snapshot is kept. `refresh_if_dev` defaults to false so `dg dev`/`dg check` load without the database.",
     )
 
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, name: str) -> str:
-        return validate_connection_name(name)
-
-    @field_validator("port")
-    @classmethod
-    def _valid_port(cls, port: int) -> int:
-        return validate_port(port)
-
-    @field_validator("owners_by_role")
-    @classmethod
-    def _valid_owners(cls, owners_by_role: dict[str, str]) -> dict[str, str]:
-        return validate_owners_by_role(owners_by_role)
-
     @model_validator(mode="after")
     def _exactly_one_password(self) -> "PostgresConnectionComponent":
         if (self.password is None) == (self.password_env_var is None):
             raise ValueError(
                 "Give exactly one of `password` (\"{{ env.NAME }}\") and `password_env_var` (NAME) "
-                f"for connection `{self.name}`."
+                f"for connection `{vars(self)['name']}`."
             )
         if self.password_env_var is not None and self.password is None:
             # Checked at load, like `password`, so a missing variable is reported with its name.
@@ -275,14 +198,13 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         return self
 
     @model_validator(mode="after")
-    def _valid_sync_settings(self) -> "PostgresConnectionComponent":
-        # Validated at load, so a bad cron or time zone is reported with its attribute right away.
+    def _valid_settings(self) -> "PostgresConnectionComponent":
+        # The settings validate themselves; at load, so a bad value is reported with its attribute.
         try:
+            self.settings  # noqa: B018
             self.sync_settings  # noqa: B018
         except ValidationError as error:
-            raise ValueError(
-                "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
-            ) from None
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())) from None
         return self
 
     @property
@@ -325,7 +247,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
     @property
     def defs_state_config(self) -> DefsStateConfig:
         """`defs_state`, keyed `PostgresConnectionComponent[<name>]` (Fivetran's and Airbyte's scheme)."""
-        return DefsStateConfig.from_args(self.defs_state, default_key=f"{self.__class__.__name__}[{self.name}]")
+        return DefsStateConfig.from_args(self.defs_state, default_key=f"{self.__class__.__name__}[{self.settings.name}]")
 
     def write_state_to_path(self, state_path: Path) -> None:
         """Reads the catalog and writes the snapshot (`dg utils refresh-defs-state`)."""
@@ -355,12 +277,12 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         except PostgresConnectionError as error:
             if not state_path.exists():
                 raise PostgresSnapshotError(
-                    f"Connection `{self.name}` has no catalog snapshot yet, and reading the catalog "
+                    f"Connection `{self.settings.name}` has no catalog snapshot yet, and reading the catalog "
                     f"failed: {error} Fix that, then load again or run `dg utils refresh-defs-state`."
                 ) from None
             age = describe_age(time.time() - state_path.stat().st_mtime)
             dg.get_dagster_logger().warning(
-                f"Could not refresh the catalog of connection `{self.name}` ({error}); loading the "
+                f"Could not refresh the catalog of connection `{self.settings.name}` ({error}); loading the "
                 f"last snapshot, taken {age} ago."
             )
 
@@ -368,7 +290,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, dg.Model, dg.Resolvab
         """Assets, sync job, schedule, checks (and profile job) from the snapshot at `state_path`."""
         if state_path is None:
             raise PostgresSnapshotError(
-                f"Connection `{self.name}` has no catalog snapshot in its state storage yet: run "
+                f"Connection `{self.settings.name}` has no catalog snapshot in its state storage yet: run "
                 f"`dg utils refresh-defs-state` (or `dagster-postgres-connection sync`) first."
             )
         config = self.defs_state_config
