@@ -87,7 +87,9 @@ def run_process(cmd: list[str], cpu: ServerCpu, log: Path) -> dict[str, Any]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(cmd[:3])} ... failed ({proc.returncode}); see {log}\n{stdout[-2000:]}"
+            # The log's folder is deleted when the run ends: quote its end here.
+            f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{stdout[-2000:]}\n"
+            f"--- end of {log.name} ---\n{log.read_text(errors='replace')[-4000:]}"
         )
     server1 = cpu.total()
     return {
@@ -148,6 +150,8 @@ def sync_cli(url: sa.URL, cpu: ServerCpu, work: Path, snapshot: Path) -> dict[st
         "--database", str(url.database), "--password-env-var", PASSWORD_ENV_VAR, "--name", "bench",
         "--output", str(snapshot),
     ]  # fmt: skip
+    # No previous snapshot: a full sync (with one, `sync` may find nothing changed and stop early).
+    snapshot.unlink(missing_ok=True)
     result = run_process(cmd, cpu, work / "sync.log")
     stdout = result.pop("stdout")
     match = re.search(r"(\d+) relations, (\d+) columns in ([\d.]+) s, (\d+) statements", stdout)
