@@ -8,7 +8,11 @@ defaults dropped; the field names of every record type are written once, in the 
 
     {"format": "dagster-postgres-connection/snapshot", "format_version": 3,
      "fields": {"PostgresRelation": ["database", "schema", ...], ...},
+     "summary": {"catalog_fingerprints": {...}, ...},
      "snapshot": ["pagila_prod", "localhost", 5432, ...]}
+
+`summary` (`summary.py`, optional) comes before the snapshot: `load_summary` reads only the head
+of the file to decide whether a sync may skip the read.
 
 Reading maps each row through the header's field names, so the rules of serdes still hold: a
 field added later takes its default in an older file, a stored field this version does not know
@@ -23,6 +27,7 @@ import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from dagster_shared.check.record import is_record
@@ -33,6 +38,7 @@ from dagster_postgres_connection.catalog.models import (
     PostgresDatabase,
     PostgresRelation,
 )
+from dagster_postgres_connection.catalog.summary import SnapshotSummary
 
 FORMAT_NAME = "dagster-postgres-connection/snapshot"
 
@@ -191,7 +197,13 @@ def dump_chunks(snapshot: PostgresCatalogSnapshot) -> Iterator[str]:
     skeleton[_DATABASES_INDEX] = database_rows
     header = {codec.cls.__name__: list(codec.fields) for codec in _CODECS.values()}
     text = json.dumps(
-        {"format": FORMAT_NAME, "format_version": snapshot.format_version, "fields": header, "snapshot": skeleton},
+        {
+            "format": FORMAT_NAME,
+            "format_version": snapshot.format_version,
+            "fields": header,
+            "summary": SnapshotSummary.of(snapshot).to_json(),
+            "snapshot": skeleton,
+        },
         separators=(",", ":"),
         ensure_ascii=False,
     )
@@ -222,3 +234,55 @@ def loads(document: Mapping[str, Any]) -> PostgresCatalogSnapshot:
         raise TypeError(f"expected a snapshot, got {type(snapshot).__name__}")
     # The header is authoritative: the row drops `format_version` when it equals the default.
     return replace(snapshot, format_version=int(document["format_version"]))
+
+
+_HEAD_CHUNK = 64 * 1024
+
+
+def load_summary(path: Path) -> SnapshotSummary | None:
+    """The `summary` member of a format-3 file, parsed from the head of the file only.
+
+    The members before `snapshot` are decoded one by one (`raw_decode`), reading more of the file
+    only when one is cut; None for other formats, a file without a summary, or anything malformed
+    (the caller then reads the catalog, which is always safe).
+    """
+    decoder = json.JSONDecoder()
+    try:
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read(_HEAD_CHUNK)
+            position = _skip(text, 0, "{")
+            members: dict[str, Any] = {}
+            while True:
+                try:  # one member; `position` moves only once it is whole
+                    key, end = decoder.raw_decode(text, position)
+                    end = _skip(text, end, ":")
+                    if key == "snapshot":
+                        break
+                    value, end = decoder.raw_decode(text, end)
+                    position = _skip(text, end, ",")
+                    members[key] = value
+                except (ValueError, IndexError):
+                    more = handle.read(_HEAD_CHUNK)
+                    if not more:
+                        return None
+                    text += more
+    except (OSError, ValueError, IndexError):
+        return None
+    if members.get("format") != FORMAT_NAME or not isinstance(members.get("summary"), dict):
+        return None
+    try:
+        return SnapshotSummary.from_json(members["summary"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _skip(text: str, position: int, expected: str) -> int:
+    """The position after `expected` (whitespace around it allowed); ValueError if another character comes."""
+    while text[position].isspace():
+        position += 1
+    if text[position] != expected:
+        raise ValueError(f"expected {expected!r} at {position}")
+    position += 1
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position

@@ -296,6 +296,9 @@ class PostgresDatabase:
     name: str
     server_version: str
     relations: Sequence[PostgresRelation]
+    # Of the catalog this was read from (`fingerprint.py`); "" when unknown (older snapshots) or
+    # when the read left something out, so the next sync reads again.
+    catalog_fingerprint: str = ""
 
 
 @whitelist_for_serdes

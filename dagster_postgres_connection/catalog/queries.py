@@ -32,10 +32,16 @@ _NOT_SYSTEM_SCHEMA = _not_system_schema("n")
 # run through `connection.execute_despite_drops`, which fills it in).
 _LOCKED_RELATIONS_CTE = """
     locked AS MATERIALIZED (
-        SELECT l.relation AS oid
-        FROM pg_locks l
-        WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        SELECT held.oid FROM (
+            SELECT l.relation AS oid
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            OFFSET 0  -- not flattened: the flag below is set only when a lock is held
+        ) held
+        -- Something may be left out of this read: its fingerprint must not vouch for it
+        -- (CATALOG_FINGERPRINT reads the flag at the end of the transaction).
+        WHERE set_config('dpc.catalog_incomplete', 'on', true) IS NOT NULL
         UNION
         SELECT unnest(CAST(:vanished AS oid[]))
         UNION
@@ -397,5 +403,99 @@ LIST_FOREIGN_TABLES = text(
     JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
     WHERE n.nspname = ANY(:schemas)
     ORDER BY n.nspname, c.relname
+    """
+)
+
+# --- Has anything changed since the last snapshot? (catalog/fingerprint.py) ------------------
+
+
+def _row_hashes(catalog: str, identity: str, source: str) -> str:
+    """One 64-bit hash per catalog row: its xmin (new on every insert and update), seeded with the
+    catalog and the row's identity, so the same (identity, xmin) in two catalogs differs."""
+    return f"""SELECT hashtextextended(xmin::text, ('{catalog}'::regclass::oid::bigint << 40) # ({identity})) AS h
+        FROM {source}"""
+
+
+# A checksum of every catalog row a snapshot is built from, in user schemas (temporary ones
+# excluded, they churn): relations with their in-place counters (reltuples, relpages, TOAST
+# pages), columns, defaults, keys and constraints, indexes, view rules, comments, types and
+# enum labels, inheritance and partitioning, foreign tables, plus the names deparsing prints
+# (functions, operators, collations, operator classes, text search objects, roles) and what
+# decides readability (ACLs live in the pg_class/pg_namespace rows; role attributes and
+# memberships). Order-free (a sum of hashes: no sort, nothing spills). All of it reads the
+# transaction's snapshot, whichever statement of the transaction runs it.
+CATALOG_FINGERPRINT = text(
+    f"""
+    WITH ns AS MATERIALIZED (
+        SELECT n.oid, n.xmin FROM pg_namespace n WHERE {_NOT_SYSTEM_SCHEMA}
+    ),
+    rel AS MATERIALIZED (
+        SELECT c.oid, c.xmin, c.relpages, c.reltuples, c.reltoastrelid
+        FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns)
+    ),
+    hashes AS (
+        {_row_hashes("pg_namespace", "oid::bigint", "ns")}
+        UNION ALL
+        SELECT hashtextextended(concat_ws(',', xmin, relpages, reltuples), oid::bigint) FROM rel
+        UNION ALL
+        SELECT hashtextextended(concat_ws(',', 'toast', t.relpages), t.oid::bigint) FROM pg_class t
+        WHERE t.oid IN (SELECT reltoastrelid FROM rel)
+        UNION ALL
+        {_row_hashes("pg_attribute", "attrelid::bigint << 16 | attnum", "pg_attribute")}
+        WHERE attnum > 0 AND attrelid IN (SELECT oid FROM rel)
+        UNION ALL
+        {_row_hashes("pg_attrdef", "oid::bigint", "pg_attrdef")} WHERE adrelid IN (SELECT oid FROM rel)
+        UNION ALL
+        {_row_hashes("pg_index", "indexrelid::bigint", "pg_index")} WHERE indrelid IN (SELECT oid FROM rel)
+        UNION ALL
+        {_row_hashes("pg_rewrite", "oid::bigint", "pg_rewrite")} WHERE ev_class IN (SELECT oid FROM rel)
+        UNION ALL
+        {_row_hashes("pg_constraint", "oid::bigint", "pg_constraint")} WHERE connamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_type", "oid::bigint", "pg_type")} WHERE typnamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_description", "objoid::bigint << 24 # classoid::bigint << 8 # objsubid::bigint", "pg_description")}
+        UNION ALL
+        {_row_hashes("pg_enum", "oid::bigint", "pg_enum")}
+        UNION ALL
+        {_row_hashes("pg_inherits", "inhrelid::bigint << 8 # inhparent::bigint # inhseqno::bigint", "pg_inherits")}
+        UNION ALL
+        {_row_hashes("pg_partitioned_table", "partrelid::bigint", "pg_partitioned_table")}
+        UNION ALL
+        {_row_hashes("pg_foreign_table", "ftrelid::bigint", "pg_foreign_table")}
+        UNION ALL
+        {_row_hashes("pg_foreign_server", "oid::bigint", "pg_foreign_server")}
+        UNION ALL
+        {_row_hashes("pg_foreign_data_wrapper", "oid::bigint", "pg_foreign_data_wrapper")}
+        UNION ALL
+        {_row_hashes("pg_am", "oid::bigint", "pg_am")}
+        UNION ALL
+        {_row_hashes("pg_proc", "oid::bigint", "pg_proc")} WHERE pronamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_operator", "oid::bigint", "pg_operator")} WHERE oprnamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_collation", "oid::bigint", "pg_collation")} WHERE collnamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_opclass", "oid::bigint", "pg_opclass")} WHERE opcnamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_ts_config", "oid::bigint", "pg_ts_config")} WHERE cfgnamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        {_row_hashes("pg_ts_dict", "oid::bigint", "pg_ts_dict")} WHERE dictnamespace IN (SELECT oid FROM ns)
+        UNION ALL
+        -- pg_authid is not readable by the role: pg_roles shows what decides ownership names
+        -- and privileges (superuser, inheritance), and pg_auth_members the memberships.
+        SELECT hashtextextended(concat_ws(',', rolname, rolsuper, rolinherit), oid::bigint) FROM pg_roles
+        UNION ALL
+        SELECT hashtextextended(m::text, m.xmin::text::bigint) FROM pg_auth_members m
+    )
+    SELECT
+        count(*) AS row_count,
+        sum(h) AS checksum,
+        current_setting('server_version') AS server_version,
+        current_setting('search_path') AS search_path,
+        current_user AS role,
+        -- set by _LOCKED_RELATIONS_CTE when a statement of this transaction skipped a locked relation
+        COALESCE(current_setting('dpc.catalog_incomplete', true), '') = 'on' AS incomplete
+    FROM hashes
     """
 )

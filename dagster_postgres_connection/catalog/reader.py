@@ -38,6 +38,7 @@ from dagster_postgres_connection.catalog.connection import (
     execute_despite_drops,
 )
 from dagster_postgres_connection.catalog.details import read_relation_details
+from dagster_postgres_connection.catalog.fingerprint import read_fingerprint
 from dagster_postgres_connection.catalog.lineage import view_lineage_in_background
 from dagster_postgres_connection.catalog.models import (
     COLUMN_FIELDS,
@@ -97,7 +98,7 @@ def read_catalog(
     log = get_dagster_logger()
     started = time.perf_counter()
     skipped: list[PostgresSkippedObject] = []
-    databases, statements = _resolve_databases(settings, skipped)
+    databases, statements = resolve_databases(settings, skipped)
     if not databases:
         reasons = "; ".join(f"`{s.label}`: {s.reason}" for s in skipped) or "none matched"
         raise PostgresConnectionError(
@@ -159,10 +160,12 @@ def read_catalog(
     )
 
 
-def _resolve_databases(
+def resolve_databases(
     settings: PostgresConnectionSettings, skipped: list[PostgresSkippedObject]
 ) -> tuple[list[str], int]:
-    """The configured list, or every database the server lists, narrowed by the filters."""
+    """The configured list, or every database the server lists, narrowed by the filters.
+
+    Those without CONNECT go to `skipped`; returns the statements sent."""
     if settings.databases:
         candidates = [(name, True) for name in settings.databases]
         statements = 0
@@ -276,12 +279,17 @@ def _read_database_in_transaction(
         constraints.foreign_keys.update(_read_foreign_keys(conn, schemas))
         details = read_relation_details(conn, relation_rows, rows_by_key, building.result, views)
         columns = building.result()
+    # Last: it also tells whether a statement above left a locked relation's details out.
+    fingerprint = read_fingerprint(conn)
 
     relations = [
         _build_relation(database, row, columns.get(key, ()), constraints, key, details[key])
         for key, row in rows_by_key.items()
     ]
-    return PostgresDatabase(name=database, server_version=server_version, relations=relations), skipped
+    database_record = PostgresDatabase(
+        name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint
+    )
+    return database_record, skipped
 
 
 def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) -> None:

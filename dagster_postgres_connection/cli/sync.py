@@ -2,7 +2,9 @@
 
 The same two calls as the component's `write_state_to_path` (`read_catalog`, then the atomic
 `write_snapshot`), plus progress: a live status line per database on a terminal, plain lines
-otherwise (CI logs), and a summary.
+otherwise (CI logs), and a summary. Before them, one statement per database checks whether the
+catalog changed since the snapshot at the target path (`catalog/fingerprint.py`): when nothing
+did, the snapshot is kept as it is and nothing else is read (`--full` reads anyway).
 """
 
 import threading
@@ -12,6 +14,8 @@ from typing import Any
 
 import click
 
+from dagster_postgres_connection.catalog.codec import load_summary
+from dagster_postgres_connection.catalog.fingerprint import check_unchanged
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import write_snapshot
 from dagster_postgres_connection.cli._config import connection_options, resolve_connection
@@ -58,16 +62,31 @@ class DatabaseProgress:
 @connection_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the snapshot here instead of the component's state path.")
+@click.option("--full", is_flag=True,
+              help="Read the whole catalog even when nothing changed since the snapshot.")
 @debug_option
-def sync(config: Path | None, output: Path | None, **flags: Any) -> None:
+def sync(config: Path | None, output: Path | None, full: bool, **flags: Any) -> None:
     """Read the catalog of CONFIG and write its snapshot.
 
     With a defs.yaml, the snapshot goes where the component loads it from (the project's
     `.local_defs_state`), as `dg utils refresh-defs-state` would; `dg dev` then shows the assets.
-    Without one, pass --output. A failed read leaves the previous snapshot untouched.
+    Without one, pass --output. A failed read leaves the previous snapshot untouched. When the
+    catalog has not changed since the snapshot there, it is kept and nothing more is read.
     """
     connection = resolve_connection(config, **flags)
     path = output or connection.state_path()
+    if not full:
+        summary = load_summary(path) if path.exists() else None
+        check = check_unchanged(connection.settings, summary)
+        if check.unchanged and summary is not None:
+            click.echo(
+                f"Connection `{summary.connection_name}` unchanged since its snapshot: "
+                f"{len(summary.catalog_fingerprints)} database(s), {summary.relation_count} relations, "
+                f"{summary.column_count} columns; checked in {check.seconds:.2f} s, "
+                f"{check.statement_count} statements."
+            )
+            click.echo(f"Snapshot kept: {path}")
+            return
     progress = DatabaseProgress(live=is_tty())
     try:
         snapshot = read_catalog(connection.settings, on_progress=progress)

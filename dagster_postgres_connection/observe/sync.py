@@ -1,7 +1,9 @@
 """One sync: re-read the catalog, measure what changed, compare, report, and keep the result.
 
 Order matters. Everything is read and compared before anything is reported or written, so a
-refused sync (mass disappearance) changes nothing. Events are yielded before the snapshot and
+refused sync (mass disappearance) changes nothing. The catalog is read in full only when one
+statement per database says it changed since the previous snapshot (`catalog/fingerprint.py`);
+otherwise that snapshot stands, is not rewritten, and only the statistics are read. Events are yielded before the snapshot and
 statistics are written: if writing fails, the next sync reports the same changes again rather
 than never.
 """
@@ -27,9 +29,11 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from dagster_shared.record import copy
 
 from dagster_postgres_connection.assets import relation_props
+from dagster_postgres_connection.catalog.fingerprint import check_unchanged
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot, PostgresRelation
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.catalog.summary import SnapshotSummary
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresSyncRefusedError
 from dagster_postgres_connection.observe.config import PostgresSyncSettings
@@ -146,9 +150,20 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
     log = get_dagster_logger()
     started = time.perf_counter()
     now = time.time()
-    before = selected_relations(target.previous_snapshot(), target.settings)
-    current = read_catalog(target.settings)
-    relations = selected_relations(current, target.settings)
+    previous = target.previous_snapshot()
+    before = selected_relations(previous, target.settings)
+    check = check_unchanged(target.settings, SnapshotSummary.of(previous))
+    if check.unchanged:
+        log.info(f"Catalog of connection `{target.settings.name}` unchanged since its snapshot: not read again.")
+        current = previous
+        relations = before
+        catalog_statements, catalog_seconds = check.statement_count, check.seconds
+    else:
+        log.info(f"Reading the catalog of connection `{target.settings.name}`: {check.reason}.")
+        current = read_catalog(target.settings)
+        relations = selected_relations(current, target.settings)
+        catalog_statements = check.statement_count + current.statement_count
+        catalog_seconds = round(check.seconds + current.read_seconds, 3)
     previous_statistics = (
         load_statistics(statistics_path(target.snapshot_path)) if target.snapshot_path is not None else None
     )
@@ -210,14 +225,20 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
         log.warning(f"Relation `{relation}` changed shape: {'; '.join(changes)}.")
 
     if target.snapshot_path is not None:
-        write_snapshot(current, target.snapshot_path)
+        rewrite = not check.unchanged or not target.snapshot_path.exists()
+        if rewrite:
+            write_snapshot(current, target.snapshot_path)
         write_statistics(
             PostgresSyncStatistics(
                 connection_name=target.settings.name, captured_at=now, relations=list(statistics.values())
             ),
             statistics_path(target.snapshot_path),
         )
-        kept = f"snapshot and statistics written to `{target.snapshot_path}`"
+        kept = (
+            f"snapshot and statistics written to `{target.snapshot_path}`"
+            if rewrite
+            else f"statistics written to `{target.snapshot_path}`, snapshot unchanged"
+        )
     else:
         kept = f"nothing kept: {target.no_snapshot_path_reason}"
         log.warning(f"Sync of connection `{target.settings.name}`: {kept}.")
@@ -232,9 +253,10 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
             "data_events": MetadataValue.int(data_events),
             "schema_check_events": MetadataValue.int(len(check_events)),
             **({"schema_changes": MetadataValue.json(schema_changes)} if schema_changes else {}),
-            "statements": MetadataValue.int(current.statement_count + measured.statement_count),
+            "statements": MetadataValue.int(catalog_statements + measured.statement_count),
             "seconds": MetadataValue.float(round(time.perf_counter() - started, 3)),
-            "catalog_read_seconds": MetadataValue.float(current.read_seconds),
+            "catalog_unchanged": MetadataValue.bool(check.unchanged),
+            "catalog_read_seconds": MetadataValue.float(catalog_seconds),
             "state": MetadataValue.text(kept),
         },
     )

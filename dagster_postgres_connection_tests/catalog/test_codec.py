@@ -71,7 +71,7 @@ def everything() -> PostgresCatalogSnapshot:
     )  # fmt: skip
     return PostgresCatalogSnapshot(
         connection_name="shop_prod", host="db.internal", port=6543, captured_at=1764000000.5,
-        databases=[PostgresDatabase(name="shop", server_version="18.1", relations=[relation])],
+        databases=[PostgresDatabase(name="shop", server_version="18.1", relations=[relation], catalog_fingerprint="f00d")],
         skipped=[PostgresSkippedObject(database="shop", schema="hr", name=None, reason="no USAGE")],
         selection_fingerprint="abc", format_version=3, statement_count=11, read_seconds=0.25,
     )  # fmt: skip

@@ -157,3 +157,30 @@ def test_without_a_snapshot_path_the_sync_reports_and_says_it_keeps_nothing(
     assert state.startswith("nothing kept: `build_postgres_connection_defs` got no `snapshot_path`")
     # No statistics were kept: the next run measures (and reports) everything again.
     assert "actor" in data_events(run_job(defs, instance))
+
+
+def test_a_sync_without_catalog_changes_skips_the_read_but_still_measures_data(
+    db: PgTarget, pagila_server: EmbeddedPostgres, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    snapshot = tmp_path / "snapshot"
+    pagila_server.execute("ANALYZE", db.database)  # row estimates settle before the baseline
+    defs = build_defs(db, snapshot)  # reads the catalog and writes the snapshot
+    written = snapshot.stat().st_mtime_ns
+
+    pagila_server.execute("INSERT INTO public.language (name) VALUES ('Klingon')", db.database)
+    quiet = run_job(defs, instance)
+    assert quiet.success
+    metadata = summary(quiet)
+    assert metadata["catalog_unchanged"] is True
+    assert snapshot.stat().st_mtime_ns == written  # the snapshot was not rewritten
+    assert "snapshot unchanged" in metadata["state"]
+    # The statistics part still ran: the insert is reported.
+    assert data_events(quiet)["language"].metadata["dagster/row_count"].value == 7
+
+    pagila_server.execute("COMMENT ON TABLE public.language IS 'spoken'", db.database)
+    changed = run_job(defs, instance)
+    assert changed.success
+    assert summary(changed)["catalog_unchanged"] is False
+    assert load_snapshot(snapshot).relations_by_key()[(db.database, "public", "language")].comment == "spoken"
+    # Both runs measure the same statistics; the read is what the quiet run saved.
+    assert metadata["statements"] < summary(changed)["statements"] - 8
