@@ -6,7 +6,6 @@ database once a snapshot exists (`refresh_if_dev` defaults to false); the very f
 with no snapshot yet, reads the catalog once.
 """
 
-import asyncio
 import re
 import time
 from functools import cached_property
@@ -14,11 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import dagster as dg
-from dagster._core.definitions.definitions_load_context import (
-    DefinitionsLoadContext,
-    DefinitionsLoadType,
-)
-from dagster._utils.env import using_dagster_dev
 from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
 from dagster.components.resolved.errors import ResolutionException
 from dagster.components.utils.project_paths import get_local_state_path
@@ -255,46 +249,51 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
         write_snapshot(read_catalog(self.settings), state_path)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """Loads from the snapshot; reads the catalog first only when there is none yet."""
-        config = self.defs_state_config
-        load_context = DefinitionsLoadContext.get()
-        if (
-            load_context.load_type != DefinitionsLoadType.INITIALIZATION
-            or config.management_type != DefsStateManagementType.LOCAL_FILESYSTEM
-        ):
-            return super().build_defs(context)
-        state_path = get_local_state_path(config.key, context.project_root)
-        if not state_path.exists() or (using_dagster_dev() and config.refresh_if_dev):
-            self._refresh_or_keep_snapshot(context.project_root, state_path)
-        with load_context.state_path(config, None, context.project_root) as path:
-            return self.build_defs_from_state(context, path)
-
-    def _refresh_or_keep_snapshot(self, project_root: Path, state_path: Path) -> None:
-        """Reads the catalog; when Postgres is unreachable, keeps the last snapshot and says how old it is."""
+        """Dagster's load; when a refresh on load (`refresh_if_dev` under `dg dev`) cannot reach
+        Postgres, the last local snapshot instead, with a warning saying how old it is."""
         try:
-            version = asyncio.run(self.refresh_state(project_root))
-            DefinitionsLoadContext.get().add_defs_state_info(self.defs_state_config.key, version)
+            return super().build_defs(context)
         except PostgresConnectionError as error:
-            if not state_path.exists():
-                raise PostgresSnapshotError(
-                    f"Connection `{self.settings.name}` has no catalog snapshot yet, and reading the catalog "
-                    f"failed: {error} Fix that, then load again or run `dg utils refresh-defs-state`."
-                ) from None
+            state_path = self._local_state_path(context)
+            if state_path is None or not state_path.exists():
+                raise
             age = describe_age(time.time() - state_path.stat().st_mtime)
             dg.get_dagster_logger().warning(
-                f"Could not refresh the catalog of connection `{self.settings.name}` ({error}); loading the "
-                f"last snapshot, taken {age} ago."
+                f"Could not refresh the catalog of connection `{self.settings.name}` ({error}); "
+                f"loading the last snapshot, taken {age} ago."
             )
+            return self.build_defs_from_state(context, state_path)
+
+    def _local_state_path(self, context: dg.ComponentLoadContext) -> Path | None:
+        """Where LOCAL_FILESYSTEM state lives (None for the other management types)."""
+        config = self.defs_state_config
+        if config.management_type != DefsStateManagementType.LOCAL_FILESYSTEM:
+            return None
+        return get_local_state_path(config.key, context.project_root)
+
+    def _first_snapshot(self, context: dg.ComponentLoadContext) -> Path:
+        """The very first load of a LOCAL_FILESYSTEM connection reads the catalog once, so a new
+        project shows its assets without a separate `dg utils refresh-defs-state`."""
+        state_path = self._local_state_path(context)
+        if state_path is None:
+            raise PostgresSnapshotError(
+                f"Connection `{self.settings.name}` has no catalog snapshot in its state storage yet: "
+                f"run `dg utils refresh-defs-state` (or `dagster-postgres-connection sync`) first."
+            )
+        try:
+            self.write_state_to_path(state_path)
+        except PostgresConnectionError as error:
+            raise PostgresSnapshotError(
+                f"Connection `{self.settings.name}` has no catalog snapshot yet, and reading the "
+                f"catalog failed: {error} Fix that, then load again or run `dg utils refresh-defs-state`."
+            ) from None
+        return state_path
 
     def build_defs_from_state(self, context: dg.ComponentLoadContext, state_path: Path | None) -> dg.Definitions:
         """Assets, sync job, schedule, checks (and profile job) from the snapshot at `state_path`."""
         if state_path is None:
-            raise PostgresSnapshotError(
-                f"Connection `{self.settings.name}` has no catalog snapshot in its state storage yet: run "
-                f"`dg utils refresh-defs-state` (or `dagster-postgres-connection sync`) first."
-            )
-        config = self.defs_state_config
-        local = config.management_type == DefsStateManagementType.LOCAL_FILESYSTEM
+            state_path = self._first_snapshot(context)
+        local_path = self._local_state_path(context)
         return build_connection_definitions(
             self.settings,
             load_snapshot(state_path),
@@ -302,11 +301,11 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
             sync=self.sync_settings,
             profiling=self.profiling,
             # The sync job refreshes the local snapshot in place; the next reload shows the result.
-            snapshot_path=get_local_state_path(config.key, context.project_root) if local else None,
+            snapshot_path=local_path,
             no_snapshot_path_reason=(
-                f"`defs_state.management_type` is {config.management_type.value}: the sync job "
-                f"reports and checks, but only `dg utils refresh-defs-state` (or a code server "
-                f"start) refreshes the snapshot, and statistics are not kept between runs"
+                f"`defs_state.management_type` is {self.defs_state_config.management_type.value}: "
+                f"the sync job reports and checks, but only `dg utils refresh-defs-state` (or a "
+                f"code server start) refreshes the snapshot, and statistics are not kept between runs"
             ),
         )
 
