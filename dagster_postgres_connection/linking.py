@@ -9,9 +9,17 @@ lineage of our views point at the producing asset instead.
 
 from collections.abc import Iterable, Mapping
 
-from dagster import AssetDep, AssetKey, AssetsDefinition, AssetSpec, Definitions, get_dagster_logger
+from dagster import (
+    AssetDep,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    TableColumnDep,
+    TableColumnLineage,
+    get_dagster_logger,
+)
 from dagster._core.definitions.metadata import TableMetadataSet
-from dagster._core.definitions.metadata.table import TableColumnDep, TableColumnLineage
 from dagster_shared.record import replace
 
 from dagster_postgres_connection.translator import PostgresMetadataSet

@@ -16,10 +16,10 @@ from dagster import (
     TableColumnConstraints,
     TableColumnDep,
     TableColumnLineage,
+    TableConstraints,
     TableSchema,
 )
 from dagster._core.definitions.metadata import NamespacedMetadataSet
-from dagster._core.definitions.metadata.table import TableConstraints
 from dagster_shared.record import record
 
 from dagster_postgres_connection.catalog.models import (
