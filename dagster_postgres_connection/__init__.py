@@ -5,97 +5,69 @@ the CLI for `dagster-postgres-connection sync`, does not import `dagster` throug
 `dir()` lists them all, which is how `dg` finds the component (`get_package_objects_in_module`).
 """
 
+import ast
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagster_postgres_connection.version import __version__
 
 if TYPE_CHECKING:
     from dagster_postgres_connection.catalog.models import (
-        PostgresCatalogSnapshot,
-        PostgresColumn,
-        PostgresRelation,
-        PostgresRelationKind,
+        PostgresCatalogSnapshot as PostgresCatalogSnapshot,
+        PostgresColumn as PostgresColumn,
+        PostgresRelation as PostgresRelation,
+        PostgresRelationKind as PostgresRelationKind,
     )
     from dagster_postgres_connection.components.connection_component.component import (
-        PostgresConnectionComponent,
+        PostgresConnectionComponent as PostgresConnectionComponent,
     )
     from dagster_postgres_connection.config import (
-        NameFilter,
-        PostgresConnectionSettings,
-        PostgresFilters,
+        NameFilter as NameFilter,
+        PostgresConnectionSettings as PostgresConnectionSettings,
+        PostgresFilters as PostgresFilters,
     )
     from dagster_postgres_connection.errors import (
-        PostgresCatalogReadError,
-        PostgresConfigError,
-        PostgresConnectionError,
-        PostgresDatabaseUnavailableError,
-        PostgresSnapshotError,
-        PostgresSyncRefusedError,
-        PostgresUnreachableError,
+        PostgresCatalogReadError as PostgresCatalogReadError,
+        PostgresConfigError as PostgresConfigError,
+        PostgresConnectionError as PostgresConnectionError,
+        PostgresDatabaseUnavailableError as PostgresDatabaseUnavailableError,
+        PostgresSnapshotError as PostgresSnapshotError,
+        PostgresSyncRefusedError as PostgresSyncRefusedError,
+        PostgresUnreachableError as PostgresUnreachableError,
     )
-    from dagster_postgres_connection.factory import build_postgres_connection_defs
-    from dagster_postgres_connection.linking import link_to_existing_assets
+    from dagster_postgres_connection.factory import (
+        build_postgres_connection_defs as build_postgres_connection_defs,
+    )
+    from dagster_postgres_connection.linking import (
+        link_to_existing_assets as link_to_existing_assets,
+    )
     from dagster_postgres_connection.observe.config import (
-        PostgresProfilingSettings,
-        PostgresSyncSettings,
+        PostgresProfilingSettings as PostgresProfilingSettings,
+        PostgresSyncSettings as PostgresSyncSettings,
     )
     from dagster_postgres_connection.translator import (
-        DagsterPostgresTranslator,
-        PostgresMetadataSet,
-        PostgresRelationProps,
+        DagsterPostgresTranslator as DagsterPostgresTranslator,
+        PostgresMetadataSet as PostgresMetadataSet,
+        PostgresRelationProps as PostgresRelationProps,
     )
 
-_MODULE_OF: dict[str, str] = {
-    "DagsterPostgresTranslator": "dagster_postgres_connection.translator",
-    "NameFilter": "dagster_postgres_connection.config",
-    "PostgresCatalogReadError": "dagster_postgres_connection.errors",
-    "PostgresCatalogSnapshot": "dagster_postgres_connection.catalog.models",
-    "PostgresColumn": "dagster_postgres_connection.catalog.models",
-    "PostgresConfigError": "dagster_postgres_connection.errors",
-    "PostgresConnectionComponent": "dagster_postgres_connection.components.connection_component.component",
-    "PostgresConnectionError": "dagster_postgres_connection.errors",
-    "PostgresConnectionSettings": "dagster_postgres_connection.config",
-    "PostgresDatabaseUnavailableError": "dagster_postgres_connection.errors",
-    "PostgresFilters": "dagster_postgres_connection.config",
-    "PostgresMetadataSet": "dagster_postgres_connection.translator",
-    "PostgresProfilingSettings": "dagster_postgres_connection.observe.config",
-    "PostgresRelation": "dagster_postgres_connection.catalog.models",
-    "PostgresRelationKind": "dagster_postgres_connection.catalog.models",
-    "PostgresRelationProps": "dagster_postgres_connection.translator",
-    "PostgresSnapshotError": "dagster_postgres_connection.errors",
-    "PostgresSyncRefusedError": "dagster_postgres_connection.errors",
-    "PostgresSyncSettings": "dagster_postgres_connection.observe.config",
-    "PostgresUnreachableError": "dagster_postgres_connection.errors",
-    "build_postgres_connection_defs": "dagster_postgres_connection.factory",
-    "link_to_existing_assets": "dagster_postgres_connection.linking",
-}
+def _public_names() -> dict[str, str]:
+    """Each public name and its module, read from the `TYPE_CHECKING` imports above: the one
+    list of the public API, which type checkers see and this module exports lazily."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If))  # `if TYPE_CHECKING:`
+    return {
+        alias.name: str(node.module)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
 
-__all__ = [
-    "DagsterPostgresTranslator",
-    "NameFilter",
-    "PostgresCatalogReadError",
-    "PostgresCatalogSnapshot",
-    "PostgresColumn",
-    "PostgresConfigError",
-    "PostgresConnectionComponent",
-    "PostgresConnectionError",
-    "PostgresConnectionSettings",
-    "PostgresDatabaseUnavailableError",
-    "PostgresFilters",
-    "PostgresMetadataSet",
-    "PostgresProfilingSettings",
-    "PostgresRelation",
-    "PostgresRelationKind",
-    "PostgresRelationProps",
-    "PostgresSnapshotError",
-    "PostgresSyncRefusedError",
-    "PostgresSyncSettings",
-    "PostgresUnreachableError",
-    "__version__",
-    "build_postgres_connection_defs",
-    "link_to_existing_assets",
-]
+
+_MODULE_OF = _public_names()
+
+__all__ = [*sorted(_MODULE_OF), "__version__"]  # pyright: ignore[reportUnsupportedDunderAll]
 
 
 def __getattr__(name: str) -> Any:

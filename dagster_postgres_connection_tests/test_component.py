@@ -11,9 +11,10 @@ from dagster._core.definitions.metadata import TableMetadataSet
 from dagster._utils.test.definitions import scoped_definitions_load_context
 
 from dagster_postgres_connection import PostgresConnectionComponent, PostgresMetadataSet
-from dagster_postgres_connection_tests.utils import PgTarget, scaffolded_connection
 from dagster_postgres_connection_tests.utils import (
+    PgTarget,
     connection_attributes as shared_connection_attributes,
+    scaffolded_connection,
 )
 
 PASSWORD_ENV = "DPC_TEST_READER_PASSWORD"

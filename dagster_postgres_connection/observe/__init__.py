@@ -3,8 +3,6 @@ its schedule, and the opt-in profile job."""
 
 from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings as PostgresProfilingSettings,
-)
-from dagster_postgres_connection.observe.config import (
     PostgresSyncSettings as PostgresSyncSettings,
 )
 from dagster_postgres_connection.observe.events import (
@@ -12,8 +10,8 @@ from dagster_postgres_connection.observe.events import (
 )
 from dagster_postgres_connection.observe.sync import (
     PostgresSyncTarget as PostgresSyncTarget,
+    sync_job_name as sync_job_name,
 )
-from dagster_postgres_connection.observe.sync import sync_job_name as sync_job_name
 from dagster_postgres_connection.observe.sync_job import (
     build_observe_definitions as build_observe_definitions,
 )

@@ -38,6 +38,8 @@ from pathlib import Path
 import psycopg2
 
 from dagster_postgres_connection.testing._client import PAGILA_DIR, ServerClient
+
+# Under its former name: tests import `_pid_alive` from this module.
 from dagster_postgres_connection.testing._process import (
     LOCALHOST,
     SUPERUSER,
@@ -50,15 +52,13 @@ from dagster_postgres_connection.testing._process import (
     find_free_port,
     hand_over,
     kill_and_wait,
+    pid_alive as _pid_alive,
     read_from,
     run_as_server_user,
     start_watchdog,
     stop_watchdog,
     write_as_owner,
 )
-
-# Under its former name: tests import `_pid_alive` from this module.
-from dagster_postgres_connection.testing._process import pid_alive as _pid_alive
 
 __all__ = [
     "LOCALHOST",

@@ -20,8 +20,7 @@ import yaml
 from click.testing import CliRunner
 from dagster._utils.test.definitions import scoped_definitions_load_context
 from dagster.components.testing import create_defs_folder_sandbox
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from psycopg2 import sql
 
 from dagster_postgres_connection import PostgresConnectionComponent

@@ -9,8 +9,6 @@ from dagster.components.component_scaffolding import scaffold_component
 
 from dagster_postgres_connection.components.connection_component.defs_yaml import (
     COMPONENT_TYPE as COMPONENT_TYPE,
-)
-from dagster_postgres_connection.components.connection_component.defs_yaml import (
     PostgresConnectionScaffolderParams,
     default_password_env_var,
     render_defs_yaml,
