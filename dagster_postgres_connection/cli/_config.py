@@ -111,7 +111,10 @@ def resolve_connection(config: Path | None, **flags: Any) -> CliConnection:
     """The `CONFIG` argument if given, else the flags (with their `PG*` defaults)."""
     connection = _resolve(config, flags)
     register_secret_env_var(connection.settings.password.env_var)
-    connection.settings.password.get()  # a missing variable fails here, naming it, before connecting
+    # A missing variable fails here, naming it (and its attribute), before connecting.
+    if connection.component is not None and (problem := connection.component.password_variable_problem()):
+        raise CliError(f"{problem}. Set it (e.g. in the project's `.env`) to the password of the connecting role.")
+    connection.settings.password.get()
     return connection
 
 

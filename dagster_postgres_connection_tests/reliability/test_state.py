@@ -209,3 +209,37 @@ def test_failed_refresh_at_load_keeps_the_snapshot_and_says_how_old_it_is(
     warnings = [r.getMessage() for r in caplog.records if "Could not refresh" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     assert "`state_test`" in warnings[0] and "taken 2.0 h ago" in warnings[0] and "Nothing listens" in warnings[0]
+
+
+def test_a_load_from_the_snapshot_needs_no_password(
+    sandbox: tuple[DefsFolderSandbox, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CI and deploy checks run without secrets: with a snapshot, an unset variable only warns."""
+    box, path = sandbox
+    expected = _first_load(box, path)
+    monkeypatch.delenv(PASSWORD_ENV)
+    with caplog.at_level(logging.WARNING):
+        assert _keys(box, path) == expected
+    warnings = [r.getMessage() for r in caplog.records if PASSWORD_ENV in r.getMessage()]
+    assert warnings == [
+        f"`password`: the environment variable `{PASSWORD_ENV}` is not set: connection `state_test` "
+        "loads from its catalog snapshot; the sync job and refreshes need it."
+    ]
+
+
+def test_without_a_snapshot_an_unset_password_variable_fails_before_connecting(
+    sandbox: tuple[DefsFolderSandbox, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box, path = sandbox
+    monkeypatch.delenv(PASSWORD_ENV)
+    _set_attributes(path, port=find_free_port())  # nothing listens: only our check can fail it
+    with pytest.raises(Exception) as raised, _loaded(box, path):
+        pass
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    text = "\n".join(chain)
+    assert f"`password`: the environment variable `{PASSWORD_ENV}` is not set" in text, text
+    assert "has no catalog snapshot yet" in text and "Nothing listens" not in text, text
+    assert not list(box.project_root.rglob(STATE_GLOB))

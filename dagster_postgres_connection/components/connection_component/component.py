@@ -6,6 +6,7 @@ database once a snapshot exists (`refresh_if_dev` defaults to false); the very f
 with no snapshot yet, reads the catalog once.
 """
 
+import os
 import re
 import time
 from functools import cached_property
@@ -35,7 +36,11 @@ from dagster_postgres_connection.config import (
     PostgresPassword,
 )
 from dagster_postgres_connection.definitions import build_connection_definitions, describe_age
-from dagster_postgres_connection.errors import PostgresConnectionError, PostgresSnapshotError
+from dagster_postgres_connection.errors import (
+    PostgresConfigError,
+    PostgresConnectionError,
+    PostgresSnapshotError,
+)
 from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings,
     PostgresSyncSettings,
@@ -47,20 +52,9 @@ _ENV_TEMPLATE = re.compile(
 )
 
 
-def _env_var_password(env_var: str, attribute: str) -> PostgresPassword:
-    password = PostgresPassword(env_var=env_var)
-    try:
-        password.get()
-    except PostgresConnectionError:
-        raise ResolutionException(
-            f"`{attribute}`: the environment variable `{env_var}` is not set. Set it (e.g. in the "
-            f"project's `.env`) to the password of the connecting role."
-        ) from None
-    return password
-
-
 def _resolve_password(context: dg.ResolutionContext, template: Any) -> PostgresPassword | None:
-    """`"{{ env.NAME }}"` -> the variable's name; the secret itself is read only when connecting."""
+    """`"{{ env.NAME }}"` -> the variable's name; the secret itself is read only when connecting
+    (a load from a snapshot needs none: CI and deploy checks usually run without secrets)."""
     if template is None:
         return None
     match = _ENV_TEMPLATE.match(str(template))
@@ -69,7 +63,7 @@ def _resolve_password(context: dg.ResolutionContext, template: Any) -> PostgresP
             '`password` must name an environment variable, e.g. `password: "{{ env.POSTGRES_CONNECTION_PASSWORD }}"` '
             "(or use `password_env_var: POSTGRES_CONNECTION_PASSWORD`): a password is never written into defs.yaml."
         )
-    return _env_var_password(match.group("attr") or match.group("call"), "password")
+    return PostgresPassword(env_var=match.group("attr") or match.group("call"))
 
 
 def _described(resolver: dg.Resolver, description: str) -> dg.Resolver:
@@ -186,9 +180,6 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
                 "Give exactly one of `password` (\"{{ env.NAME }}\") and `password_env_var` (NAME) "
                 f"for connection `{vars(self)['name']}`."
             )
-        if self.password_env_var is not None and self.password is None:
-            # Checked at load, like `password`, so a missing variable is reported with its name.
-            _env_var_password(self.password_env_var, "password_env_var")
         return self
 
     @model_validator(mode="after")
@@ -264,6 +255,14 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
             )
             return self.build_defs_from_state(context, state_path)
 
+    def password_variable_problem(self) -> str | None:
+        """Says which attribute names an unset password variable; None when it is set."""
+        variable = self.settings.password.env_var
+        if variable in os.environ:
+            return None
+        attribute = "password" if self.password is not None else "password_env_var"
+        return f"`{attribute}`: the environment variable `{variable}` is not set"
+
     def _local_state_path(self, context: dg.ComponentLoadContext) -> Path | None:
         """Where LOCAL_FILESYSTEM state lives (None for the other management types)."""
         config = self.defs_state_config
@@ -280,6 +279,12 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
                 f"Connection `{self.settings.name}` has no catalog snapshot in its state storage yet: "
                 f"run `dg utils refresh-defs-state` (or `dagster-postgres-connection sync`) first."
             )
+        missing = self.password_variable_problem()
+        if missing:  # said before any connection attempt, naming the attribute
+            raise PostgresConfigError(
+                f"{missing}, and connection `{self.settings.name}` has no catalog snapshot yet to "
+                f"load from. Set it (e.g. in the project's `.env`) to the password of the connecting role."
+            )
         try:
             self.write_state_to_path(state_path)
         except PostgresConnectionError as error:
@@ -293,6 +298,11 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
         """Assets, sync job, schedule, checks (and profile job) from the snapshot at `state_path`."""
         if state_path is None:
             state_path = self._first_snapshot(context)
+        elif missing := self.password_variable_problem():
+            dg.get_dagster_logger().warning(
+                f"{missing}: connection `{self.settings.name}` loads from its catalog snapshot; "
+                f"the sync job and refreshes need it."
+            )
         local_path = self._local_state_path(context)
         return build_connection_definitions(
             self.settings,
