@@ -7,6 +7,7 @@ Column details (enum labels, domain base types, identity, generated expressions)
 the column query itself (`queries.LIST_COLUMNS`).
 """
 
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,10 @@ from dagster_postgres_connection.catalog.models import (
 from dagster_postgres_connection.catalog.partitions import PartitionTree
 
 RelationKey = tuple[str, str]  # (schema, name)
+
+# The order the statements' ORDER BY gave before the server stopped sorting (spills at 50k tables):
+# `name` columns sort in the C collation, which is how Python compares str.
+BY_RELATION_AND_NAME = operator.attrgetter("schema", "relation", "name")
 
 # Option names whose values may be secrets, for wrappers that accept anything (no validator).
 _SECRET_OPTION = re.compile(r"pass|secret|token|credential|key", re.IGNORECASE)
@@ -106,7 +111,13 @@ def _read_indexes(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey,
                     definition=row.definition,
                 )
             )
+    for relation_indexes in indexes.values():  # by name: LIST_INDEXES leaves the order to us
+        relation_indexes.sort(key=_name)
     return indexes
+
+
+def _name(index: PostgresIndex) -> str:
+    return index.name
 
 
 def _read_constraints(
@@ -115,7 +126,8 @@ def _read_constraints(
     checks: dict[RelationKey, list[PostgresConstraint]] = defaultdict(list)
     exclusions: dict[RelationKey, list[PostgresConstraint]] = defaultdict(list)
     if schemas:
-        for row in execute_despite_drops(conn, queries.LIST_CHECK_AND_EXCLUSION_CONSTRAINTS, {"schemas": list(schemas)}):
+        rows = execute_despite_drops(conn, queries.LIST_CHECK_AND_EXCLUSION_CONSTRAINTS, {"schemas": list(schemas)})
+        for row in sorted(rows, key=BY_RELATION_AND_NAME):  # the statement leaves the order to us
             target = checks if row.type == "c" else exclusions
             target[(row.schema, row.relation)].append(PostgresConstraint(name=row.name, definition=row.definition))
     return checks, exclusions

@@ -104,13 +104,17 @@ LIST_RELATIONS = text(
     ) lk
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
       AND {_NOT_SYSTEM_SCHEMA}
-    ORDER BY n.nspname, c.relname
+    -- no ORDER BY: the reader sorts by (schema, name) (rows with view definitions spilled 14 MB
+    -- at 50k tables); `name` sorts in the C collation, as Python compares str
     """
 )
 
-# Columns of every relation in the given schemas, in table order (per relation: by attnum).
+# Columns of every relation in the given schemas, with their position (attnum). No ORDER BY:
+# at 50k tables the sort of ~760k wide rows spilled ~200 MB to disk (40 MB at 10k) for an order
+# the reader restores per relation in Python (`reader._build_columns`), exactly (attnum is an int).
 # Enum labels are aggregated once per enum type and hash-joined, and comments joined: a
 # correlated subquery or `col_description` per column costs ~40 us each, 6 s at 150k columns.
+# Defaults are looked up only for columns that have one (`atthasdef`, ~1 in 8), by index.
 LIST_COLUMNS = text(
     f"""
     WITH {_LOCKED_RELATIONS_CTE},
@@ -118,39 +122,43 @@ LIST_COLUMNS = text(
         SELECT enumtypid, array_agg(enumlabel ORDER BY enumsortorder) AS labels
         FROM pg_enum GROUP BY enumtypid
     )
-    -- After schema and relation, the columns are the fields of `PostgresColumn`, in its order
-    -- (`models.COLUMN_FIELDS`), so the reader builds each record straight from the row.
+    -- After schema, relation and position, the columns are the fields of `PostgresColumn`, in
+    -- its order (`models.COLUMN_FIELDS`), so the reader builds each record straight from the row.
     SELECT
         n.nspname AS schema,
         c.relname AS relation,
+        a.attnum AS position,
         a.attname AS name,
         format_type(a.atttypid, a.atttypmod) AS type,
         NOT a.attnotnull AS nullable,
-        -- pg_attrdef also holds a generated column's expression: that is not a default.
-        CASE WHEN a.attgenerated = '' AND c.oid NOT IN (SELECT oid FROM locked)
-            THEN pg_get_expr(d.adbin, d.adrelid) END AS "default",
+        -- pg_attrdef also holds a generated column's expression: that is not a default. A default
+        -- cannot refer to columns, so it is deparsed without its relation (relid 0): the table
+        -- is then neither opened nor locked (opening ~35k tables cost 4 s at 50k tables).
+        CASE WHEN a.atthasdef AND a.attgenerated = '' THEN (
+            SELECT pg_get_expr(d.adbin, 0) FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum
+        ) END AS "default",
         ds.description AS comment,
         -- labels of an enum, an array of enums or a domain over an enum
         COALESCE(e.labels, ea.labels, ed.labels, '{{}}') AS enum_labels,
         CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS domain_base_type,
         CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END AS identity,
         CASE a.attgenerated WHEN 's' THEN 'STORED' WHEN 'v' THEN 'VIRTUAL' END AS generated,  -- v: PG 18
-        CASE WHEN a.attgenerated <> '' AND c.oid NOT IN (SELECT oid FROM locked)
-            THEN pg_get_expr(d.adbin, d.adrelid) END AS generation_expression
+        -- a generation expression refers to columns: deparsed with its relation, unless locked
+        CASE WHEN a.atthasdef AND a.attgenerated <> '' AND c.oid NOT IN (SELECT oid FROM locked) THEN (
+            SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum
+        ) END AS generation_expression
     FROM pg_attribute a
     JOIN pg_class c ON c.oid = a.attrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_type t ON t.oid = a.atttypid
-    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass
-        AND ds.objsubid = a.attnum
+        AND ds.objsubid = a.attnum AND ds.objsubid > 0
     LEFT JOIN enums e ON e.enumtypid = t.oid
     LEFT JOIN enums ea ON ea.enumtypid = t.typelem
     LEFT JOIN enums ed ON ed.enumtypid = t.typbasetype
     WHERE a.attnum > 0 AND NOT a.attisdropped
       AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
       AND n.nspname = ANY(:schemas)
-    ORDER BY a.attrelid, a.attnum
     """
 )
 
@@ -297,7 +305,12 @@ LIST_INDEXES = text(
         n.nspname AS schema,
         c.relname AS relation,
         i.relname AS name,
-        ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+        -- A plain key column as pg_get_indexdef(index, k, true) prints it (quote_ident of its
+        -- name), an expression deparsed by it: at ~55 us a call, deparsing every column cost 4 s
+        -- at 50k tables.
+        ARRAY(SELECT CASE WHEN x.indkey[k - 1] <> 0 THEN quote_ident((
+                  SELECT a.attname FROM pg_attribute a WHERE a.attrelid = x.indrelid AND a.attnum = x.indkey[k - 1]
+              )) ELSE pg_get_indexdef(x.indexrelid, k, true) END
               FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS columns,
         x.indisunique AS is_unique,
         x.indisprimary AS is_primary,
@@ -315,14 +328,16 @@ LIST_INDEXES = text(
     SELECT * FROM ix
     -- an index dropped since our snapshot deparses to NULL: it is gone, leave it out
     WHERE ix.definition IS NOT NULL AND array_position(ix.columns, NULL) IS NULL
-    ORDER BY ix.schema, ix.relation, ix.name
+    -- No ORDER BY: the reader orders each relation's indexes by name (a sort of every index
+    -- spilled 28 MB at 50k tables); `name` sorts in the C collation, as Python compares str.
     """
 )
 
 def _column_names(attnums: str, relid: str) -> str:
     """Names of a constraint's columns, in key order, from pg_attribute (the snapshot's view)."""
-    return f"""ARRAY(SELECT a.attname FROM unnest({attnums}) WITH ORDINALITY AS u(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = {relid} AND a.attnum = u.attnum ORDER BY u.ord)"""
+    # One index probe per key column (a join read every column of the table, ~20 at 50k tables).
+    return f"""ARRAY(SELECT (SELECT a.attname FROM pg_attribute a WHERE a.attrelid = {relid} AND a.attnum = u.attnum)
+              FROM unnest({attnums}) WITH ORDINALITY AS u(attnum, ord) ORDER BY u.ord)"""
 
 
 # Foreign keys of tables in the given schemas, from the snapshot alone: column names come from
@@ -338,12 +353,12 @@ LIST_FOREIGN_KEYS = text(
         {_column_names("k.conkey", "k.conrelid")} AS columns,
         {_column_names("k.confkey", "k.confrelid")} AS referred_columns
     FROM pg_constraint k
+    JOIN pg_namespace n ON n.oid = k.connamespace  -- a table's constraints live in its schema
     JOIN pg_class c ON c.oid = k.conrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_class rc ON rc.oid = k.confrelid
     JOIN pg_namespace rn ON rn.oid = rc.relnamespace
     WHERE k.contype = 'f' AND n.nspname = ANY(:schemas)
-    ORDER BY n.nspname, c.relname, k.conname
+    -- no ORDER BY: the reader orders each table's constraints by name (see LIST_INDEXES)
     """
 )
 
@@ -358,10 +373,10 @@ LIST_KEYS = text(
         k.contype AS type,
         {_column_names("k.conkey", "k.conrelid")} AS columns
     FROM pg_constraint k
+    JOIN pg_namespace n ON n.oid = k.connamespace  -- a table's constraints live in its schema
     JOIN pg_class c ON c.oid = k.conrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE k.contype IN ('p', 'u') AND n.nspname = ANY(:schemas)
-    ORDER BY n.nspname, c.relname, k.conname
+    -- no ORDER BY: the reader orders each table's constraints by name (see LIST_INDEXES)
     """
 )
 
@@ -377,11 +392,11 @@ LIST_CHECK_AND_EXCLUSION_CONSTRAINTS = text(
         k.contype AS type,
         pg_get_constraintdef(k.oid, true) AS definition
     FROM pg_constraint k
+    JOIN pg_namespace n ON n.oid = k.connamespace  -- a table's constraints live in its schema
     JOIN pg_class c ON c.oid = k.conrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE k.contype IN ('c', 'x') AND n.nspname = ANY(:schemas)
       AND c.oid NOT IN (SELECT oid FROM locked)
-    ORDER BY n.nspname, c.relname, k.conname
+    -- no ORDER BY: the reader orders each table's constraints by name (see LIST_INDEXES)
     """
 )
 
@@ -409,78 +424,84 @@ LIST_FOREIGN_TABLES = text(
 # --- Has anything changed since the last snapshot? (catalog/fingerprint.py) ------------------
 
 
-def _row_hashes(catalog: str, identity: str, source: str) -> str:
-    """One 64-bit hash per catalog row: its xmin (new on every insert and update), seeded with the
-    catalog and the row's identity, so the same (identity, xmin) in two catalogs differs."""
+def _row_hashes(catalog: str, identity: str, where: str = "") -> str:
+    """One 64-bit hash per row of `catalog`: its xmin (new on every insert and update), seeded
+    with the catalog and the row's identity, so the same (identity, xmin) in two catalogs differs."""
     return f"""SELECT hashtextextended(xmin::text, ('{catalog}'::regclass::oid::bigint << 40) # ({identity})) AS h
-        FROM {source}"""
+        FROM {catalog} {where}"""
 
 
-# A checksum of every catalog row a snapshot is built from, in user schemas (temporary ones
-# excluded, they churn): relations with their in-place counters (reltuples, relpages, TOAST
-# pages), columns, defaults, keys and constraints, indexes, view rules, comments, types and
-# enum labels, inheritance and partitioning, foreign tables, plus the names deparsing prints
-# (functions, operators, collations, operator classes, text search objects, roles) and what
-# decides readability (ACLs live in the pg_class/pg_namespace rows; role attributes and
-# memberships). Order-free (a sum of hashes: no sort, nothing spills). All of it reads the
+# Objects created by users (OIDs from FirstNormalObjectId on: nothing initdb made) outside
+# temporary schemas. No join with the set of user relations: at 50k tables hashing its 143k
+# OIDs for each catalog spilled to disk; the temporary relations to rule out are few.
+def _user_object(oid: str, namespace: str | None = None) -> str:
+    return f"WHERE {oid} >= 16384 AND {oid} NOT IN (SELECT oid FROM temp_rel)" if namespace is None else (
+        f"WHERE {oid} >= 16384 AND {namespace} NOT IN (SELECT oid FROM temp_ns)"
+    )
+
+
+# A checksum of every catalog row a snapshot is built from, for objects of users (temporary ones
+# excluded: they churn): relations with their in-place counters (reltuples, relpages, also of
+# TOAST tables and indexes), columns, defaults, keys and constraints, indexes, view rules,
+# comments, types and enum labels, inheritance and partitioning, foreign tables, plus the names
+# deparsing prints (functions, operators, collations, operator classes, text search objects,
+# roles) and what decides readability (ACLs live in the pg_class/pg_namespace rows; role
+# attributes and memberships). Order-free (a sum of hashes: no sort). All of it reads the
 # transaction's snapshot, whichever statement of the transaction runs it.
 CATALOG_FINGERPRINT = text(
     f"""
-    WITH ns AS MATERIALIZED (
-        SELECT n.oid, n.xmin FROM pg_namespace n WHERE {_NOT_SYSTEM_SCHEMA}
+    WITH temp_ns AS MATERIALIZED (
+        SELECT oid FROM pg_namespace WHERE nspname LIKE 'pg\\_temp\\_%' OR nspname LIKE 'pg\\_toast\\_temp\\_%'
     ),
-    rel AS MATERIALIZED (
-        SELECT c.oid, c.xmin, c.relpages, c.reltuples, c.reltoastrelid
-        FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns)
+    temp_rel AS MATERIALIZED (
+        SELECT oid FROM pg_class WHERE relnamespace IN (SELECT oid FROM temp_ns)
     ),
     hashes AS (
-        {_row_hashes("pg_namespace", "oid::bigint", "ns")}
+        -- every schema but temporary ones (`public` predates user objects)
+        {_row_hashes("pg_namespace", "oid::bigint", "WHERE oid NOT IN (SELECT oid FROM temp_ns)")}
         UNION ALL
-        SELECT hashtextextended(concat_ws(',', xmin, relpages, reltuples), oid::bigint) FROM rel
+        SELECT hashtextextended(concat_ws(',', xmin, relpages, reltuples), oid::bigint) FROM pg_class
+        {_user_object("oid", "relnamespace")}
         UNION ALL
-        SELECT hashtextextended(concat_ws(',', 'toast', t.relpages), t.oid::bigint) FROM pg_class t
-        WHERE t.oid IN (SELECT reltoastrelid FROM rel)
+        {_row_hashes("pg_attribute", "attrelid::bigint << 16 | attnum", _user_object("attrelid") + " AND attnum > 0")}
         UNION ALL
-        {_row_hashes("pg_attribute", "attrelid::bigint << 16 | attnum", "pg_attribute")}
-        WHERE attnum > 0 AND attrelid IN (SELECT oid FROM rel)
+        {_row_hashes("pg_attrdef", "oid::bigint", _user_object("adrelid"))}
         UNION ALL
-        {_row_hashes("pg_attrdef", "oid::bigint", "pg_attrdef")} WHERE adrelid IN (SELECT oid FROM rel)
+        {_row_hashes("pg_index", "indexrelid::bigint", _user_object("indrelid"))}
         UNION ALL
-        {_row_hashes("pg_index", "indexrelid::bigint", "pg_index")} WHERE indrelid IN (SELECT oid FROM rel)
+        {_row_hashes("pg_rewrite", "oid::bigint", _user_object("ev_class"))}
         UNION ALL
-        {_row_hashes("pg_rewrite", "oid::bigint", "pg_rewrite")} WHERE ev_class IN (SELECT oid FROM rel)
+        {_row_hashes("pg_constraint", "oid::bigint", _user_object("oid", "connamespace"))}
         UNION ALL
-        {_row_hashes("pg_constraint", "oid::bigint", "pg_constraint")} WHERE connamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_type", "oid::bigint", _user_object("oid", "typnamespace"))}
         UNION ALL
-        {_row_hashes("pg_type", "oid::bigint", "pg_type")} WHERE typnamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_description", "objoid::bigint << 24 # classoid::bigint << 8 # objsubid::bigint")}
         UNION ALL
-        {_row_hashes("pg_description", "objoid::bigint << 24 # classoid::bigint << 8 # objsubid::bigint", "pg_description")}
+        {_row_hashes("pg_enum", "oid::bigint")}
         UNION ALL
-        {_row_hashes("pg_enum", "oid::bigint", "pg_enum")}
+        {_row_hashes("pg_inherits", "inhrelid::bigint << 8 # inhparent::bigint # inhseqno::bigint")}
         UNION ALL
-        {_row_hashes("pg_inherits", "inhrelid::bigint << 8 # inhparent::bigint # inhseqno::bigint", "pg_inherits")}
+        {_row_hashes("pg_partitioned_table", "partrelid::bigint")}
         UNION ALL
-        {_row_hashes("pg_partitioned_table", "partrelid::bigint", "pg_partitioned_table")}
+        {_row_hashes("pg_foreign_table", "ftrelid::bigint")}
         UNION ALL
-        {_row_hashes("pg_foreign_table", "ftrelid::bigint", "pg_foreign_table")}
+        {_row_hashes("pg_foreign_server", "oid::bigint")}
         UNION ALL
-        {_row_hashes("pg_foreign_server", "oid::bigint", "pg_foreign_server")}
+        {_row_hashes("pg_foreign_data_wrapper", "oid::bigint")}
         UNION ALL
-        {_row_hashes("pg_foreign_data_wrapper", "oid::bigint", "pg_foreign_data_wrapper")}
+        {_row_hashes("pg_am", "oid::bigint")}
         UNION ALL
-        {_row_hashes("pg_am", "oid::bigint", "pg_am")}
+        {_row_hashes("pg_proc", "oid::bigint", _user_object("oid", "pronamespace"))}
         UNION ALL
-        {_row_hashes("pg_proc", "oid::bigint", "pg_proc")} WHERE pronamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_operator", "oid::bigint", _user_object("oid", "oprnamespace"))}
         UNION ALL
-        {_row_hashes("pg_operator", "oid::bigint", "pg_operator")} WHERE oprnamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_collation", "oid::bigint", _user_object("oid", "collnamespace"))}
         UNION ALL
-        {_row_hashes("pg_collation", "oid::bigint", "pg_collation")} WHERE collnamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_opclass", "oid::bigint", _user_object("oid", "opcnamespace"))}
         UNION ALL
-        {_row_hashes("pg_opclass", "oid::bigint", "pg_opclass")} WHERE opcnamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_ts_config", "oid::bigint", _user_object("oid", "cfgnamespace"))}
         UNION ALL
-        {_row_hashes("pg_ts_config", "oid::bigint", "pg_ts_config")} WHERE cfgnamespace IN (SELECT oid FROM ns)
-        UNION ALL
-        {_row_hashes("pg_ts_dict", "oid::bigint", "pg_ts_dict")} WHERE dictnamespace IN (SELECT oid FROM ns)
+        {_row_hashes("pg_ts_dict", "oid::bigint", _user_object("oid", "dictnamespace"))}
         UNION ALL
         -- pg_authid is not readable by the role: pg_roles shows what decides ownership names
         -- and privileges (superuser, inheritance), and pg_auth_members the memberships.

@@ -19,6 +19,7 @@ without USAGE, a relation without SELECT.
 
 import hashlib
 import json
+import operator
 import sys
 import threading
 import time
@@ -37,7 +38,7 @@ from dagster_postgres_connection.catalog.connection import (
     create_catalog_engine,
     execute_despite_drops,
 )
-from dagster_postgres_connection.catalog.details import read_relation_details
+from dagster_postgres_connection.catalog.details import BY_RELATION_AND_NAME, read_relation_details
 from dagster_postgres_connection.catalog.fingerprint import read_fingerprint
 from dagster_postgres_connection.catalog.lineage import view_lineage_in_background
 from dagster_postgres_connection.catalog.models import (
@@ -74,6 +75,9 @@ _ATTEMPTS_WHILE_DDL_RUNS = 3
 RelationKey = tuple[str, str]  # (schema, name), the Inspector's shape
 
 ProgressCallback = Callable[[str, str], None]  # (database, event) for CLI progress
+
+# The order of relations in a snapshot (LIST_RELATIONS leaves it to us; see BY_RELATION_AND_NAME).
+_BY_SCHEMA_AND_NAME = operator.attrgetter("schema", "name")
 
 
 def selection_fingerprint(settings: PostgresConnectionSettings) -> str:
@@ -232,7 +236,7 @@ def _read_database_in_transaction(
     rows_by_key: dict[RelationKey, Any] = {}
     schemas_without_usage: set[str] = set()
     # Kept whole: partitions count towards their root even when filtered out.
-    relation_rows = execute_despite_drops(conn, queries.LIST_RELATIONS)
+    relation_rows = sorted(execute_despite_drops(conn, queries.LIST_RELATIONS), key=_BY_SCHEMA_AND_NAME)
     for row in relation_rows:
         if not select_schema(settings.filters, row.schema):
             continue
@@ -299,7 +303,7 @@ def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) ->
             get_dagster_logger().warning(
                 f"`{database}.{schema}.{name}` (or a relation it reads) is locked ACCESS EXCLUSIVE by "
                 "another session (ALTER, VACUUM FULL, REFRESH ...): synced without its view definition, "
-                "column defaults, partition bounds and indexes, which the next sync fills in."
+                "generation expressions, partition bounds and indexes, which the next sync fills in."
             )
 
 
@@ -310,16 +314,26 @@ def _build_columns(rows: list[Any]) -> dict[RelationKey, list[PostgresColumn]]:
     ones in most catalogs) are interned: at 10k tables the rows alone are ~110 MB, and rows
     plus records would otherwise coexist at the peak of a sync.
     """
-    columns: dict[RelationKey, list[PostgresColumn]] = defaultdict(list)
+    positioned: dict[RelationKey, list[tuple[int, PostgresColumn]]] = defaultdict(list)
     fields = COLUMN_FIELDS
     intern = sys.intern
     # ~150k rows at 10k tables: tuple unpacking and one constructor call per row, nothing more.
     for index, row in enumerate(rows):
         rows[index] = None
-        schema, relation, name, type_, *values = tuple(row)
+        schema, relation, position, name, type_, *values = tuple(row)
         values[:0] = (intern(name), intern(type_))
-        columns[(schema, relation)].append(PostgresColumn(**dict(zip(fields, values, strict=True))))
+        positioned[(schema, relation)].append((position, PostgresColumn(**dict(zip(fields, values, strict=True)))))
+    # The rows come in no particular order (LIST_COLUMNS does not sort them on the server): table
+    # order is the column number. Mostly already in order, which the sort merely checks.
+    columns: dict[RelationKey, list[PostgresColumn]] = {}
+    for key, pairs in positioned.items():
+        pairs.sort(key=_position)
+        columns[key] = [column for _, column in pairs]
     return columns
+
+
+def _position(pair: tuple[int, PostgresColumn]) -> int:
+    return pair[0]
 
 
 class _Constraints:
@@ -336,7 +350,8 @@ def _read_keys(conn: Connection, schemas: Sequence[str]) -> _Constraints:
     """Primary keys and unique constraints in the Inspector's shape, one statement for all schemas."""
     constraints = _Constraints()
     if schemas:
-        for row in conn.execute(queries.LIST_KEYS, {"schemas": list(schemas)}):
+        rows = conn.execute(queries.LIST_KEYS, {"schemas": list(schemas)}).all()
+        for row in sorted(rows, key=BY_RELATION_AND_NAME):  # the statement leaves the order to us
             key = (row.schema, row.relation)
             if row.type == "p":
                 constraints.primary_keys[key] = {"name": row.name, "constrained_columns": list(row.columns)}
@@ -351,7 +366,8 @@ def _read_foreign_keys(conn: Connection, schemas: Sequence[str]) -> dict[tuple[s
     """Foreign keys in the Inspector's shape, from the snapshot alone (see queries.LIST_FOREIGN_KEYS)."""
     foreign_keys: dict[tuple[str | None, str], Any] = defaultdict(list)
     if schemas:
-        for row in conn.execute(queries.LIST_FOREIGN_KEYS, {"schemas": list(schemas)}):
+        rows = conn.execute(queries.LIST_FOREIGN_KEYS, {"schemas": list(schemas)}).all()
+        for row in sorted(rows, key=BY_RELATION_AND_NAME):
             foreign_keys[(row.schema, row.relation)].append(
                 {
                     "name": row.name,
