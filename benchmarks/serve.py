@@ -34,6 +34,7 @@ from dg_project import DgProject  # noqa: E402
 from dagster_postgres_connection.testing import LOCALHOST, find_free_port  # noqa: E402
 from dagster_postgres_connection_tests.e2e.webserver import (  # noqa: E402
     DagsterWebserver,
+    WebserverError,
     _default_sigint,
     _group_alive,
     _signal_group,
@@ -165,7 +166,10 @@ def dg_dev(project: DgProject, env: Mapping[str, str], log: Path, expect_assets:
     """`dg dev` on the project: seconds until GraphQL's `assetNodes` lists every asset."""
     server = DagsterWebserver(project.root, env, log)
     started = time.perf_counter()
-    server.start(timeout=timeout)  # returns once every code location is LOADED (polls each 1 s)
+    try:
+        server.start(timeout=timeout)  # returns once every code location is LOADED (polls each 1 s)
+    except WebserverError as error:  # start() has stopped it; the log goes with the run's temp folder
+        raise RuntimeError(f"{error}\n{server.log_tail(120)}") from None
     try:
         loaded = time.perf_counter()
         while True:

@@ -103,7 +103,7 @@ class DagsterWebserver:
                     if failed:
                         raise WebserverError(
                             "Code locations failed to load: "
-                            + "; ".join(f"`{e['name']}`: {e['locationOrLoadError'].get('message')}" for e in failed)
+                            + "; ".join(f"`{e['name']}`: {_error_text(e['locationOrLoadError'])}" for e in failed)
                         )
                     return
                 last_problem = f"locations: {entries}"
@@ -158,6 +158,13 @@ class DagsterWebserver:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    """A PythonError's message and the end of its stack (the message alone often only names the
+    code location; the cause is further down)."""
+    stack = "".join(error.get("stack") or [])
+    return f"{error.get('message')}\n{stack[-3000:]}" if stack else str(error.get("message"))
 
 
 def _default_sigint() -> None:
