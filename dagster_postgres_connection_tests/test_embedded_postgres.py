@@ -275,25 +275,43 @@ def test_persistent_server_is_reused() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_server_dies_with_its_owner(sig: signal.Signals) -> None:
-    """A killed pytest must not leave a server (and its files) behind: the watchdog's job."""
-    owner = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import time
-                from dagster_postgres_connection.testing import EmbeddedPostgres
-                pg = EmbeddedPostgres(version={_first_version()}).start()
-                print(pg.data_dir, flush=True)
-                time.sleep(120)
-                """
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+@pytest.mark.parametrize("launcher", ["plain", "signals-ignored"])
+def test_server_dies_with_its_owner(sig: signal.Signals, launcher: str) -> None:
+    """A killed pytest must not leave a server (and its files) behind: the watchdog's job.
+
+    `signals-ignored` is pytest as a background job or CI wrapper starts it: SIGINT ignored,
+    and SIGTERM too once Dagster has mapped it to SIGINT's handler (`setup_interrupt_handlers`),
+    both inherited by every child. The owner stands for a program run normally, so it restores
+    the default handlers it would have had.
+    """
+    ignored = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in ignored}
+    if launcher == "signals-ignored":
+        for s in ignored:
+            signal.signal(s, signal.SIG_IGN)
+    try:
+        owner = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(
+                    f"""
+                    import signal, time
+                    for s in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(s, signal.SIG_DFL)
+                    from dagster_postgres_connection.testing import EmbeddedPostgres
+                    pg = EmbeddedPostgres(version={_first_version()}).start()
+                    print(pg.data_dir, flush=True)
+                    time.sleep(120)
+                    """
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     assert owner.stdout is not None
     data_dir = Path(owner.stdout.readline().strip())
     pid = int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
