@@ -338,11 +338,18 @@ LIST_INDEXES = text(
             bool_and(COALESCE(
                 x.indkey[k - 1] <> 0 AND x.indoption[k - 1] = 0
                 AND x.indcollation[k - 1] IN (0, a.attcollation)
-                AND o.opcdefault AND o.opcintype = a.atttypid AND o.opcmethod = i.relam,
+                -- the default operator class of the column's type (an uncorrelated IN: hashed once)
+                AND (x.indclass[k - 1], a.atttypid, i.relam) IN (
+                    SELECT o.oid, o.opcintype, o.opcmethod FROM pg_opclass o WHERE o.opcdefault
+                ),
                 false)) AS plain
         FROM generate_series(1, x.indnkeyatts) AS k
-        LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[k - 1]
-        LEFT JOIN pg_opclass o ON o.oid = x.indclass[k - 1]
+        -- one index probe per key column (OFFSET 0: not turned into a join that hashes every
+        -- column of the table, 1.3 s at 50k tables)
+        LEFT JOIN LATERAL (
+            SELECT a.attname, a.attcollation, a.atttypid FROM pg_attribute a
+            WHERE a.attrelid = x.indrelid AND a.attnum = x.indkey[k - 1] OFFSET 0
+        ) a ON true
     ) keys
     WHERE n.nspname = ANY(:schemas)
       -- pg_get_indexdef waits on a locked table or index (see _LOCKED_RELATIONS_CTE)
