@@ -9,7 +9,7 @@ host and database but never a credential.
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, Row, TextClause, create_engine, event
@@ -37,6 +37,7 @@ _SAVEPOINT = "dpc_catalog"
 _LOCK_BUDGET = "dpc_lock_timeout_seconds"  # conn.info key: the configured total lock wait
 _DEPARSE_LOCK_WAIT_MS = 100  # well below PostgreSQL's default deadlock_timeout (1 s)
 _MAX_VANISHED = 200  # relations dropped during one read before we give up (then: retried later)
+_WORK_MEM = "32MB"
 
 # Server messages about one database: `database "x" does not exist`, `permission denied for
 # database "x"`, `database "x" is not currently accepting connections`.
@@ -82,6 +83,12 @@ def create_catalog_engine(
             f"-c statement_timeout={settings.statement_timeout_seconds * 1000}",
             f"-c lock_timeout={settings.lock_timeout_seconds * 1000}",
             "-c idle_in_transaction_session_timeout=600000",
+            # Catalog statements hash pg_class, pg_description, ...: at 50k tables the largest
+            # hash (column comments, ~14 MB) went to disk in batches under the default 4 MB,
+            # spilling ~70 MB of column rows with it. 32 MB (x hash_mem_multiplier) keeps every
+            # hash of a catalog read in memory to beyond 100k tables; these statements are the
+            # session's only work, one session per database read.
+            f"-c work_mem={_WORK_MEM}",
         )
     )
     engine = create_engine(
@@ -180,27 +187,65 @@ def execute_despite_drops(
     to undo (it is read-only), the snapshot stays, and every lock we took is released, so the
     other session proceeds instead of becoming a deadlock victim.
     """
-    vanished: list[int] = []
-    lock_deadline = time.monotonic() + conn.info[_LOCK_BUDGET]
+    retry = _Retry(conn)
     while True:
         try:
-            return conn.execute(
-                statement,
-                {**(params or {}), "vanished": vanished, "deparse_lock_wait": f"{_DEPARSE_LOCK_WAIT_MS}ms"},
-            ).all()
+            return conn.execute(statement, retry.params(params)).all()
         except DBAPIError as error:
-            message = str(error.orig)
-            match = _VANISHED_RELATION.search(message)
-            waited = "lock timeout" in message or "deadlock detected" in message
-            if match is None and not (waited and time.monotonic() < lock_deadline):
-                raise
-            if len(vanished) >= _MAX_VANISHED:
-                raise
-            conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            if match is not None:
-                vanished.append(int(next(group for group in match.groups() if group)))
-            else:
-                time.sleep(_DEPARSE_LOCK_WAIT_MS / 1000)
+            retry.prepare(error)
+
+
+def stream_despite_drops(
+    conn: Connection,
+    statement: TextClause,
+    params: Mapping[str, Any] | None,
+    *,
+    batch_size: int,
+    consume: Callable[[Sequence[Row[Any]]], None],
+    restart: Callable[[], None],
+) -> None:
+    """`execute_despite_drops`, with the rows handed to `consume` `batch_size` at a time from a
+    server-side cursor, so that they never all sit in memory at once (~760k column rows at 50k
+    tables: ~500 MB of libpq buffer and Python rows). After a retry the rows come again from the
+    start: `restart` is called first, so the consumer drops what it got."""
+    retry = _Retry(conn)
+    while True:
+        try:
+            # (`yield_per` as an execution option of the connection fetched every row at once)
+            result = conn.execution_options(stream_results=True).execute(statement, retry.params(params))
+            for batch in result.yield_per(batch_size).partitions():
+                consume(batch)
+            return
+        except DBAPIError as error:
+            retry.prepare(error)
+            restart()
+
+
+class _Retry:
+    """What `execute_despite_drops` does between two attempts of a statement."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.vanished: list[int] = []
+        self.lock_deadline = time.monotonic() + conn.info[_LOCK_BUDGET]
+
+    def params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {**(params or {}), "vanished": self.vanished, "deparse_lock_wait": f"{_DEPARSE_LOCK_WAIT_MS}ms"}
+
+    def prepare(self, error: DBAPIError) -> None:
+        """Re-raises `error` unless a new attempt can succeed; else rolls back to the savepoint."""
+        message = str(error.orig)
+        match = _VANISHED_RELATION.search(message)
+        waited = "lock timeout" in message or "deadlock detected" in message
+        if match is None and not (waited and time.monotonic() < self.lock_deadline):
+            raise error
+        if len(self.vanished) >= _MAX_VANISHED:
+            raise error
+        self.conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        if match is not None:
+            self.vanished.append(int(next(group for group in match.groups() if group)))
+        else:
+            time.sleep(_DEPARSE_LOCK_WAIT_MS / 1000)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ without USAGE, a relation without SELECT.
 import hashlib
 import json
 import operator
+import queue
 import sys
 import threading
 import time
@@ -37,6 +38,7 @@ from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
     execute_despite_drops,
+    stream_despite_drops,
 )
 from dagster_postgres_connection.catalog.details import BY_RELATION_AND_NAME, read_relation_details
 from dagster_postgres_connection.catalog.fingerprint import read_fingerprint
@@ -67,6 +69,9 @@ from dagster_postgres_connection.errors import (
 
 # The database we ask for the list of databases when none is configured.
 _BOOTSTRAP_DATABASES = ("postgres", "template1")
+
+# Column rows fetched (and built into records) at a time: ~2 MB of rows.
+_COLUMN_BATCH = 10_000
 
 # A relation dropped during the read makes it fail (see PostgresCatalogChangedError); a fresh
 # snapshot a moment later no longer lists it.
@@ -271,25 +276,34 @@ def _read_database_in_transaction(
     view_definitions = {key: row.view_definition for key, row in rows_by_key.items() if row.view_definition}
     # Python work runs on worker threads while the statements after it wait on the server
     # (psycopg2 releases the GIL meanwhile): views are parsed (lineage.py), and ~150k column
-    # rows become records while the keys, indexes and constraints are read.
+    # rows become records as they arrive and while the keys, indexes and constraints are read.
     with (
         view_lineage_in_background(conn, schemas, view_definitions) as views,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpc-columns") as builder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpc-columns") as pool,
     ):
-        column_rows = list(execute_despite_drops(conn, queries.LIST_COLUMNS, {"schemas": schemas}) if schemas else [])
-        building = builder.submit(_build_columns, column_rows)
-        del column_rows  # the worker frees them as it goes
+        builder = _ColumnBuilder(pool)
+        try:
+            if schemas:
+                stream_despite_drops(
+                    conn, queries.LIST_COLUMNS, {"schemas": schemas},
+                    batch_size=_COLUMN_BATCH, consume=builder.add, restart=builder.restart,
+                )
+        finally:
+            builder.close()
         constraints = _read_keys(conn, schemas)
         constraints.foreign_keys.update(_read_foreign_keys(conn, schemas))
-        details = read_relation_details(conn, relation_rows, rows_by_key, building.result, views)
-        columns = building.result()
+        details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
+        columns = builder.result()
     # Last: it also tells whether a statement above left a locked relation's details out.
     fingerprint = read_fingerprint(conn)
 
-    relations = [
-        _build_relation(database, row, columns.get(key, ()), constraints, key, details[key])
-        for key, row in rows_by_key.items()
-    ]
+    # Each relation's inputs are dropped as its record is built: at 50k tables the rows, columns
+    # and key dicts would otherwise all still be in memory beside the finished records.
+    del relation_rows
+    relations = []
+    for key in list(rows_by_key):
+        row = rows_by_key.pop(key)
+        relations.append(_build_relation(database, row, columns.pop(key, ()), constraints, key, details.pop(key)))
     database_record = PostgresDatabase(
         name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint
     )
@@ -307,33 +321,78 @@ def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) ->
             )
 
 
-def _build_columns(rows: list[Any]) -> dict[RelationKey, list[PostgresColumn]]:
-    """`queries.LIST_COLUMNS` rows -> each relation's columns, in order. Empties `rows`.
+class _ColumnBuilder:
+    """`queries.LIST_COLUMNS` rows -> each relation's columns, in order, built on a worker thread
+    from batches of rows as they arrive (a bounded queue: the rows never all sit in memory).
 
-    Each row is dropped once its record exists, and names and types (a few hundred distinct
-    ones in most catalogs) are interned: at 10k tables the rows alone are ~110 MB, and rows
-    plus records would otherwise coexist at the peak of a sync.
+    Strings are interned (names and types: a few hundred distinct ones in most catalogs;
+    defaults and comments repeat too): at 10k tables ~150k column records stay in memory to the
+    end of a sync, 760k at 50k.
     """
-    positioned: dict[RelationKey, list[tuple[int, PostgresColumn]]] = defaultdict(list)
-    fields = COLUMN_FIELDS
-    intern = sys.intern
-    # ~150k rows at 10k tables: tuple unpacking and one constructor call per row, nothing more.
-    for index, row in enumerate(rows):
-        rows[index] = None
-        schema, relation, position, name, type_, *values = tuple(row)
-        values[:0] = (intern(name), intern(type_))
-        positioned[(schema, relation)].append((position, PostgresColumn(**dict(zip(fields, values, strict=True)))))
-    # The rows come in no particular order (LIST_COLUMNS does not sort them on the server): table
-    # order is the column number. Mostly already in order, which the sort merely checks.
-    columns: dict[RelationKey, list[PostgresColumn]] = {}
-    for key, pairs in positioned.items():
-        pairs.sort(key=_position)
-        columns[key] = [column for _, column in pairs]
-    return columns
+
+    _RESTART = object()
+    _DONE = object()
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._batches: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self._building = pool.submit(self._build)
+
+    def add(self, rows: Sequence[Any]) -> None:
+        self._put(rows)
+
+    def restart(self) -> None:
+        """The statement is run again: the rows come again from the start."""
+        self._put(self._RESTART)
+
+    def close(self) -> None:
+        self._put(self._DONE)
+
+    def result(self) -> dict[RelationKey, list[PostgresColumn]]:
+        return self._building.result()
+
+    def _put(self, item: object) -> None:
+        while True:
+            try:
+                self._batches.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._building.done():  # the worker failed: say why, rather than wait forever
+                    self._building.result()
+                    raise RuntimeError("the column builder stopped early") from None
+
+    def _build(self) -> dict[RelationKey, list[PostgresColumn]]:
+        columns: dict[RelationKey, list[PostgresColumn]] = defaultdict(list)
+        positions: dict[RelationKey, list[int]] = defaultdict(list)  # small ints: 8 bytes each
+        labels: dict[tuple[str, ...], list[str]] = {}  # one list per enum, shared by its columns
+        fields = COLUMN_FIELDS
+        intern = sys.intern
+        while (batch := self._batches.get()) is not self._DONE:
+            if batch is self._RESTART:
+                columns.clear()
+                positions.clear()
+                continue
+            # tuple unpacking and one constructor call per row, nothing more
+            for row in batch:
+                schema, relation, position, name, type_, *raw = tuple(row)
+                # Defaults, comments and the rest repeat a lot (templates, `now()`, ...): one copy each.
+                values: list[Any] = [intern(value) if value.__class__ is str else value for value in raw]
+                values[:0] = (intern(name), intern(type_))
+                enum_labels = values[_ENUM_LABELS]
+                # `()` as a loaded snapshot has it, instead of ~760k empty lists at 50k tables
+                values[_ENUM_LABELS] = labels.setdefault(tuple(enum_labels), enum_labels) if enum_labels else ()
+                key = (schema, relation)
+                columns[key].append(PostgresColumn(**dict(zip(fields, values, strict=True))))
+                positions[key].append(position)
+        # The rows come in no particular order (LIST_COLUMNS does not sort them on the server):
+        # table order is the column number. Mostly they come in order already.
+        for key, numbers in positions.items():
+            if numbers != sorted(numbers):
+                order = sorted(range(len(numbers)), key=numbers.__getitem__)
+                columns[key] = [columns[key][index] for index in order]
+        return dict(columns)
 
 
-def _position(pair: tuple[int, PostgresColumn]) -> int:
-    return pair[0]
+_ENUM_LABELS = COLUMN_FIELDS.index("enum_labels")
 
 
 class _Constraints:
@@ -390,7 +449,7 @@ def _build_relation(
 ) -> PostgresRelation:
     """`details` (from `details.py`) come last: they may replace a partitioned root's size and row estimate."""
     schema, name = key
-    primary_key = constraints.primary_keys.get(key) or {}
+    primary_key = constraints.primary_keys.pop(key, None) or {}
     fields: dict[str, Any] = dict(
         database=database,
         schema=schema,
@@ -412,11 +471,11 @@ def _build_relation(
                 referred_table=fk["referred_table"],
                 referred_columns=list(fk["referred_columns"]),
             )
-            for fk in constraints.foreign_keys.get(key, ())
+            for fk in constraints.foreign_keys.pop(key, ())
         ],
         unique_constraints=[
             PostgresUniqueConstraint(name=uc.get("name") or "", columns=list(uc["column_names"]))
-            for uc in constraints.unique_constraints.get(key, ())
+            for uc in constraints.unique_constraints.pop(key, ())
         ],
         view_definition=row.view_definition,
     )
