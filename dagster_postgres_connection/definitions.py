@@ -3,13 +3,18 @@
 import time
 from pathlib import Path
 
-from dagster import Definitions, get_dagster_logger
+from dagster import Definitions
 
 from dagster_postgres_connection.assets import build_relation_specs
 from dagster_postgres_connection.catalog._gc import paused_gc
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.reader import selection_fingerprint
 from dagster_postgres_connection.config import PostgresConnectionSettings
+from dagster_postgres_connection.filter_hints import glob_warnings
+from dagster_postgres_connection.load_warnings import (
+    ignore_check_conversion_beta_warning,
+    warn_at_load,
+)
 from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings,
     PostgresSyncSettings,
@@ -17,6 +22,9 @@ from dagster_postgres_connection.observe.config import (
 from dagster_postgres_connection.observe.sync import PostgresSyncTarget
 from dagster_postgres_connection.observe.sync_job import build_observe_definitions
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
+
+# Every load of a connection's checks would show Dagster's own BetaWarning (see load_warnings.py).
+ignore_check_conversion_beta_warning()
 
 
 def describe_age(seconds: float) -> str:
@@ -46,9 +54,13 @@ def build_connection_definitions(
         snapshot_path: The snapshot file the sync job refreshes (None: it refreshes nothing,
             for the reason given in `no_snapshot_path_reason`).
     """
-    log = get_dagster_logger()
+    # Again here: Dagster may import this module inside a `warnings.catch_warnings()` block,
+    # which drops the filter when it ends.
+    ignore_check_conversion_beta_warning()
+    for message in glob_warnings(settings.filters):
+        warn_at_load(message)
     if snapshot.selection_fingerprint and snapshot.selection_fingerprint != selection_fingerprint(settings):
-        log.warning(
+        warn_at_load(
             f"The `databases`/`filters` of connection `{settings.name}` changed since its catalog "
             f"snapshot was taken {describe_age(time.time() - snapshot.captured_at)} ago: relations "
             f"that are newly selected appear after a re-sync (`dg utils refresh-defs-state`)."
@@ -56,7 +68,7 @@ def build_connection_definitions(
     pairs = build_relation_specs(snapshot, settings, translator)
     specs = [spec for _, spec in pairs]
     if not specs:
-        log.warning(
+        warn_at_load(
             f"Connection `{settings.name}` selects no relation from its snapshot "
             f"({len(snapshot.relations())} relations read, {len(snapshot.skipped)} skipped): check "
             f"`databases` and `filters`, or run `dagster-postgres-connection preview`."

@@ -63,3 +63,25 @@ def test_bad_input_fails_at_load_naming_attribute_and_fix(attributes: dict[str, 
 def test_literal_password_never_echoed_back() -> None:
     text = load_error_text({**BASE, "password": "hunter2-literal"})
     assert "hunter2-literal" not in text
+
+
+def test_a_bad_pattern_is_one_error_without_a_template_clause() -> None:
+    """Dagster types each attribute `T | str` (for templates); a bad regex used to get a second,
+    spurious "Input should be a valid string" error for the `str` branch."""
+    text = load_error_text({**BASE, "filters": {"tables": {"include": ["film("]}}, "profiling": {"relations": {"include": ["x("]}}})
+    assert "2 validation errors for PostgresConnectionComponentModel" in text, text
+    assert "pattern #1 'film(' is not a valid Python regular expression" in text
+    assert "pattern #1 'x(' is not a valid Python regular expression" in text
+    assert "valid string" not in text and ".str" not in text
+
+
+def test_attributes_may_still_be_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tagged unions keep the template branch: a string is validated as a template."""
+    from dagster_postgres_connection.components.connection_component.component import (
+        PostgresConnectionComponent as Component,
+    )
+
+    model = Component.model()
+    assert model.model_validate({**BASE, "filters": "{{ env.X }}"}).filters == "{{ env.X }}"  # type: ignore[attr-defined]
+    assert model.model_validate({**BASE, "profiling": None}).profiling is None  # type: ignore[attr-defined]
+

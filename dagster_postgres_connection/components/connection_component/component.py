@@ -28,6 +28,9 @@ from pydantic import BaseModel, Field, ValidationError, create_model, model_vali
 
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.components.connection_component.attributes_model import (
+    with_single_branch_errors,
+)
 from dagster_postgres_connection.components.connection_component.scaffolder import (
     PostgresConnectionScaffolder,
 )
@@ -41,6 +44,7 @@ from dagster_postgres_connection.errors import (
     PostgresConnectionError,
     PostgresSnapshotError,
 )
+from dagster_postgres_connection.load_warnings import warn_at_load
 from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings,
     PostgresSyncSettings,
@@ -173,6 +177,11 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
         description="Where the catalog snapshot is kept. `refresh_if_dev` defaults to false so `dg dev`/`dg check` load without the database.",
     )
 
+    @classmethod
+    def model(cls) -> type[BaseModel]:
+        """Dagster's YAML model, reporting one error (not a second `str` one) per bad nested value."""
+        return with_single_branch_errors(super().model())
+
     @model_validator(mode="after")
     def _exactly_one_password(self) -> "PostgresConnectionComponent":
         if (self.password is None) == (self.password_env_var is None):
@@ -249,7 +258,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
             if state_path is None or not state_path.exists():
                 raise
             age = describe_age(time.time() - state_path.stat().st_mtime)
-            dg.get_dagster_logger().warning(
+            warn_at_load(
                 f"Could not refresh the catalog of connection `{self.settings.name}` ({error}); "
                 f"loading the last snapshot, taken {age} ago."
             )
@@ -299,7 +308,7 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
         if state_path is None:
             state_path = self._first_snapshot(context)
         elif missing := self.password_variable_problem():
-            dg.get_dagster_logger().warning(
+            warn_at_load(
                 f"{missing}: connection `{self.settings.name}` loads from its catalog snapshot; "
                 f"the sync job and refreshes need it."
             )
