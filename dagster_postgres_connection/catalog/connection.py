@@ -7,6 +7,7 @@ host and database but never a credential.
 """
 
 import contextlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -111,15 +112,27 @@ def describe_connection_error(
 ) -> str:
     """One clear line plus a hint, from a driver error: names user/host/database, never the password."""
     raw = str(getattr(error, "orig", None) or error).strip()
-    server_message = " ".join(line.strip() for line in raw.splitlines() if line.strip())
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    # libpq's lines end without a full stop ("Connection refused" / "Is the server running..."):
+    # end each sentence, so that they and the hint below do not run together.
+    server_message = " ".join(_end_sentence(line) for line in lines[:-1]) + (" " if len(lines) > 1 else "") + "".join(lines[-1:])
     where = f"`{settings.username}`@`{settings.location}`/`{database}`"
     hint = _connection_hint(server_message.lower(), settings, database)
-    return f"Could not connect to {where}: {_redact(server_message, settings)} {hint}"
+    return f"Could not connect to {where}: {_end_sentence(_redact(server_message, settings))} {hint}"
+
+
+def _end_sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?", ":", ";")) else f"{text}."
 
 
 def _connection_hint(lowered: str, settings: PostgresConnectionSettings, database: str) -> str:
     # Order matters: TLS messages also mention files that "do not exist".
     if "password authentication failed" in lowered or "no password supplied" in lowered:
+        if os.environ.get(settings.password.env_var) == "":
+            return (
+                f"The environment variable `{settings.password.env_var}` is empty: set it to the "
+                f"password of role `{settings.username}`."
+            )
         return (
             f"Check that the environment variable `{settings.password.env_var}` holds the password "
             f"of role `{settings.username}`."

@@ -32,6 +32,17 @@ def test_wrong_password_fails_once_naming_the_env_var(
     assert message.count("password authentication failed") == 1, message
     assert "`DPC_RELIABILITY_PASSWORD`" in message and "`dagster_reader`" in message
     assert "wrong-Password-123" not in message and pagila.password not in message
+    # libpq's message ends its sentence before our hint starts.
+    assert 'password authentication failed for user "dagster_reader". Check that the environment variable' in message
+
+
+def test_empty_password_variable_is_named_as_empty(
+    pagila: PgTarget, make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    message, _ = _fail_once(make_settings, pagila, caplog, password="")
+    assert message.endswith(
+        "The environment variable `DPC_RELIABILITY_PASSWORD` is empty: set it to the password of role `dagster_reader`."
+    ), message
 
 
 def test_unknown_host_fails_once_naming_host(
@@ -49,6 +60,8 @@ def test_refused_port_fails_once_naming_host_and_port(
     message, elapsed = _fail_once(make_settings, pagila, caplog, port=port)
     assert message.count("Could not connect") == 1, message
     assert f"Nothing listens on `127.0.0.1:{port}`" in message
+    # libpq's two lines, each a sentence: "Connection refused. Is the server running ...? Nothing ..."
+    assert "Connection refused. Is the server running" in message, message
     assert elapsed < 2
 
 
