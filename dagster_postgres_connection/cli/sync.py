@@ -7,13 +7,17 @@ catalog changed since the snapshot at the target path (`catalog/fingerprint.py`)
 did, the snapshot is kept as it is and nothing else is read (`--full` reads anyway).
 """
 
+import contextlib
+import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from dagster_postgres_connection.catalog._log import get_dagster_logger
 from dagster_postgres_connection.catalog.codec import load_summary
 from dagster_postgres_connection.catalog.fingerprint import check_unchanged
 from dagster_postgres_connection.catalog.reader import read_catalog
@@ -58,6 +62,25 @@ class DatabaseProgress:
             click.echo("\r\x1b[K", nl=False)
 
 
+class _ReaderSkipLines(logging.Filter):
+    """The reader logs `Skipping `x`: reason` for each object it skips (for runs and loads); the
+    command prints the same list itself after the progress lines, so without this every skipped
+    object was reported twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.funcName == read_catalog.__name__ and record.getMessage().startswith("Skipping `"))
+
+
+@contextlib.contextmanager
+def _reader_skip_lines_left_to_us() -> Iterator[None]:
+    logger, quiet = get_dagster_logger(), _ReaderSkipLines()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 @click.command()
 @connection_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -89,7 +112,8 @@ def sync(config: Path | None, output: Path | None, full: bool, **flags: Any) -> 
             return
     progress = DatabaseProgress(live=is_tty())
     try:
-        snapshot = read_catalog(connection.settings, on_progress=progress)
+        with _reader_skip_lines_left_to_us():
+            snapshot = read_catalog(connection.settings, on_progress=progress)
     finally:
         progress.close()
     write_snapshot(snapshot, path)

@@ -90,3 +90,21 @@ def test_sync_on_a_terminal_shows_live_progress_per_database(pagila: PgTarget, t
     assert f"\r\x1b[K⠿ reading {pagila.database} (0 done)" in text
     assert re.search(rf"\r\x1b\[K\S*✓\S* {pagila.database}: read in [\d.]+ s", text), text
     assert f"{pagila.database}: reading\n" not in text.replace("\r\n", "\n")  # that is the plain, non-terminal form
+
+
+def test_sync_reports_each_skipped_relation_once(
+    pagila_server: Any, fresh_database: Any, tmp_path: Path
+) -> None:
+    """The reader logs a warning per skipped object (for runs and loads) and `sync` prints its own
+    list: run as a user runs it (a process of its own, no logging set up), each appears once."""
+    target: PgTarget = fresh_database()
+    pagila_server.execute("REVOKE SELECT ON public.film FROM dagster_reader", target.database)
+    cli = str(Path(sys.executable).with_name("dagster-postgres-connection"))
+    result = subprocess.run(
+        [cli, "sync", *target_flags(target), "--output", str(tmp_path / "snapshot")],
+        env={**os.environ, PASSWORD_ENV: target.password}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if "public.film" in line]
+    assert lines == [f"skipped {target.database}.public.film: role `dagster_reader` lacks SELECT on table `public.film`"], output
