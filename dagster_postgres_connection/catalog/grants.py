@@ -51,6 +51,12 @@ def grant_select(schema: str, names: Sequence[str], role: str, *, sequences: boo
     return f"GRANT SELECT ON {keyword} {objects} TO {quote_ident(role)};"
 
 
+def revoke_create_on_schema(schema: str, role: str | None) -> str:
+    """Takes CREATE on `schema` away from `role`, or from PUBLIC (every role) when None."""
+    grantee = "PUBLIC" if role is None else quote_ident(role)
+    return f"REVOKE CREATE ON SCHEMA {quote_ident(schema)} FROM {grantee};"
+
+
 def alter_default_privileges(schema: str, role: str, creator: str | None = None) -> str:
     """SELECT on the tables `creator` (default: whoever runs it) will create in `schema`."""
     for_role = f"FOR ROLE {quote_ident(creator)} " if creator else ""

@@ -217,10 +217,21 @@ def _write_findings(
     where = f"{database}.{schema.schema}"
     findings = []
     if schema.can_create:
+        # The privilege may be the role's own or PUBLIC's: Pagila's dump runs `GRANT ALL ON SCHEMA
+        # public TO PUBLIC`, as PostgreSQL did for `public` before 15. Both REVOKEs are harmless
+        # when the grant is not there; the PUBLIC one is explained, as it affects every role.
         findings.append(
             PrivilegeFinding(
                 severity="warning", subject=f"schema `{where}`", database=database,
-                message=f"role `{role}` may CREATE objects in schema `{where}`: a catalog reader should be read-only.",
+                message=f"role `{role}` may CREATE objects in schema `{where}`: a catalog reader should be read-only. "
+                f"The REVOKEs below fix it, from PUBLIC too if PUBLIC holds the privilege (Pagila grants ALL on "
+                f"schema `public` to PUBLIC, as PostgreSQL did before 15).",
+                fix=[
+                    grants.revoke_create_on_schema(schema.schema, role),
+                    f"-- From PUBLIC too, where it comes from (e.g. GRANT ALL ON SCHEMA {grants.quote_ident(schema.schema)} "
+                    "TO PUBLIC, as in Pagila); this applies to every role:",
+                    grants.revoke_create_on_schema(schema.schema, None),
+                ],
             )
         )
     writable = [r for r in selected if r.can_write]

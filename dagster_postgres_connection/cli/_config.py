@@ -33,6 +33,7 @@ from dagster_postgres_connection.config import (
     PostgresPassword,
     validated,
 )
+from dagster_postgres_connection.filter_hints import glob_warnings
 
 if TYPE_CHECKING:
     from dagster_postgres_connection.components.connection_component.component import (
@@ -111,6 +112,8 @@ def resolve_connection(config: Path | None, **flags: Any) -> CliConnection:
     """The `CONFIG` argument if given, else the flags (with their `PG*` defaults)."""
     connection = _resolve(config, flags)
     register_secret_env_var(connection.settings.password.env_var)
+    for message in glob_warnings(connection.settings.filters):
+        click.echo(click.style("warning", fg="yellow") + f": {message}", err=True)
     # A missing variable fails here, naming it (and its attribute), before connecting.
     if connection.component is not None and (problem := connection.component.password_variable_problem()):
         raise CliError(f"{problem}. Set it (e.g. in the project's `.env`) to the password of the connecting role.")
@@ -119,6 +122,10 @@ def resolve_connection(config: Path | None, **flags: Any) -> CliConnection:
 
 
 def _resolve(config: Path | None, flags: dict[str, Any]) -> CliConnection:
+    if config is None and not _typed_connection_flags():
+        config = _defs_yaml_of_this_project(Path.cwd())
+        if config is not None:
+            click.echo(f"Using {_relative(config)} (the connection of this project)", err=True)
     if config is not None:
         _reject_flags_beside(config)
         return load_defs_yaml(config)
@@ -139,14 +146,66 @@ def _resolve(config: Path | None, flags: dict[str, Any]) -> CliConnection:
     return CliConnection(settings=settings)
 
 
-def _reject_flags_beside(config: Path) -> None:
-    """Flags typed with a CONFIG would be silently ignored: say so instead (PG* variables are fine)."""
+def _typed_connection_flags() -> list[str]:
+    """The connection flags typed on the command line (PG* variables do not count)."""
     ctx = click.get_current_context()
-    typed = [
+    return [
         param.opts[0] for param in ctx.command.params
         if isinstance(param, click.Option) and param.name in _CONNECTION_FLAGS
         and ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE
     ]
+
+
+# Folders never searched for a project's defs.yaml.
+_NOT_SEARCHED = {"__pycache__", "node_modules", "build", "dist"}
+
+
+def _defs_yaml_of_this_project(cwd: Path) -> Path | None:
+    """Inside a dg project (or workspace) and without CONFIG or flags: its connection's defs.yaml.
+
+    None outside a project or when it has no connection (the flags and PG* variables are used
+    then); an error listing them when there are several, since guessing could check the wrong
+    server.
+    """
+    root = discover_config_file(cwd, lambda node: isinstance(node.get("project"), dict)) or discover_config_file(
+        cwd, lambda node: node.get("directory_type") == "workspace"
+    )
+    if root is None:
+        return None
+    found = []
+    for folder, subfolders, files in os.walk(root.parent):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d not in _NOT_SEARCHED)
+        for name in ("defs.yaml", "defs.yml"):
+            if name in files and _declares_connection(Path(folder, name)):
+                found.append(Path(folder, name))
+    if len(found) > 1:
+        kind = "project" if root.name != "dg.toml" or "project" in load_toml_as_dict(root) else "workspace"
+        raise CliError(
+            f"This {kind} has {len(found)} connections; name the one to use: "
+            + ", ".join(f"`{_relative(path)}`" for path in found),
+            hint=f"e.g. `dagster-postgres-connection {click.get_current_context().command.name} {_relative(found[0])}`.",
+        )
+    return found[0] if found else None
+
+
+def _declares_connection(defs_yaml: Path) -> bool:
+    try:
+        documents = list(yaml.safe_load_all(defs_yaml.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError):
+        return False
+    return any(isinstance(d, dict) and str(d.get("type", "")).endswith("PostgresConnectionComponent") for d in documents)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _reject_flags_beside(config: Path) -> None:
+    """Flags typed with a CONFIG would be silently ignored: say so instead (PG* variables are fine)."""
+    typed = _typed_connection_flags()
     if typed:
         raise CliError(
             f"{', '.join(typed)} cannot be combined with the configuration `{config}`.",

@@ -1,15 +1,30 @@
 """`check` on real Postgres: the gaps it finds, and the GRANTs it prints that close them."""
 
 import json
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from psycopg2 import sql
 
 from dagster_postgres_connection.testing import EmbeddedPostgres
-from dagster_postgres_connection_tests.cli.conftest import RunCli, run_sql_script, target_flags
-from dagster_postgres_connection_tests.utils import PgTarget
+from dagster_postgres_connection_tests.cli.conftest import (
+    PASSWORD_ENV,
+    RunCli,
+    run_sql_script,
+    target_flags,
+)
+from dagster_postgres_connection_tests.utils import REPO_ROOT, PgTarget
 
 FIX_HEADER = "-- Fix: run as a superuser (or the owner of the objects), e.g. pasted into psql:"
+# Pagila's dump grants ALL on schema `public` to PUBLIC, so every role may CREATE there: `check`
+# warns and prints the REVOKEs (the role's own grant, then PUBLIC's, with a comment saying why).
+REVOKE_CREATE_ON_PUBLIC = [
+    "REVOKE CREATE ON SCHEMA public FROM dagster_reader;",
+    "-- From PUBLIC too, where it comes from (e.g. GRANT ALL ON SCHEMA public TO PUBLIC, as in Pagila); this applies to every role:",
+    "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+]
 
 
 def fix_block(output: str) -> list[str]:
@@ -42,6 +57,7 @@ def test_check_prints_exactly_the_grants_that_make_it_pass(
         'GRANT USAGE ON SCHEMA "Sales EU" TO dagster_reader;',
         'GRANT SELECT ON ALL TABLES IN SCHEMA "Sales EU" TO dagster_reader;',
         'ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA "Sales EU" GRANT SELECT ON TABLES TO dagster_reader;',
+        *REVOKE_CREATE_ON_PUBLIC,
     ])
     # --sql-only prints the same block, ready to pipe into psql.
     assert run_cli("check", *target_flags(target), "--sql-only").output.splitlines() == fix
@@ -95,10 +111,31 @@ def test_default_privileges_and_sequences_are_warnings_with_fixes(
         f"\\connect {target.database}",
         "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO dagster_reader;",
         "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES TO dagster_reader;",
+        *REVOKE_CREATE_ON_PUBLIC,
     ]
     run_sql_script(pagila_server, report["fix_sql"])
     after = json.loads(run_cli("check", *target_flags(target), "--json").output)
     assert after["fix_sql"] == []
+    assert after["findings"] == []
+
+
+def test_create_on_a_schema_is_a_warning_with_the_revokes_that_fix_it(
+    pagila_server: EmbeddedPostgres, fresh_database: Callable[..., PgTarget], run_cli: RunCli
+) -> None:
+    target = fresh_database()
+    result = run_cli("check", *target_flags(target))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: role `dagster_reader` may CREATE objects in schema `{target.database}.public`: a catalog reader "
+        "should be read-only. The REVOKEs below fix it, from PUBLIC too if PUBLIC holds the privilege (Pagila "
+        "grants ALL on schema `public` to PUBLIC, as PostgreSQL did before 15)."
+    ) in result.output
+    assert fix_block(result.output) == [f"\\connect {target.database}", *REVOKE_CREATE_ON_PUBLIC]
+    # Granted to the role itself, too: both REVOKEs are needed, and they are enough.
+    pagila_server.execute("GRANT CREATE ON SCHEMA public TO dagster_reader", target.database)
+    run_sql_script(pagila_server, fix_block(run_cli("check", *target_flags(target)).output))
+    after = run_cli("check", *target_flags(target))
+    assert "may CREATE" not in after.output and FIX_HEADER not in after.output, after.output
 
 
 def test_superuser_and_writers_are_warned(pagila: PgTarget, run_cli: RunCli) -> None:
@@ -135,3 +172,36 @@ def test_a_configured_database_that_does_not_exist_is_an_error_without_fix(pagil
          "message": "database `no_such_db` does not exist on the server: fix `databases`."}
     ]
     assert report["readable_relations"] == report["selected_relations"] > 0  # pagila itself was checked
+
+
+def test_check_without_argument_in_a_project_uses_its_connection(
+    pagila: PgTarget, run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    created = run_cli("init", "dpc_found_prod", "--host", pagila.host, "--port", str(pagila.port),
+                      "--username", pagila.user, "-d", pagila.database, "--password-env-var", PASSWORD_ENV)
+    assert created.exit_code == 0, created.output
+    monkeypatch.chdir(tmp_path / "dpc_found_prod" / "src")  # anywhere inside the project
+
+    result = run_cli("check")
+    assert result.exit_code == 0, result.output
+    assert "Using dpc_found_prod/defs/dpc_found_prod/defs.yaml (the connection of this project)" in result.output
+    assert "Checking role `dagster_reader` on" in result.output and "for connection `dpc_found_prod`" in result.output
+    assert "PGPASSWORD" not in result.output
+
+
+def test_check_without_argument_lists_the_connections_when_several(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = tmp_path / "workspace"
+    shutil.copytree(REPO_ROOT / "examples" / "multiple_connections", workspace,
+                    ignore=shutil.ignore_patterns(".local_defs_state", "__pycache__", ".env"))
+    monkeypatch.chdir(workspace)
+
+    result = run_cli("check")
+    assert result.exit_code != 0
+    first = "projects/pagila_prod/src/pagila_prod/defs/pagila_prod/defs.yaml"
+    second = "projects/pagila_reporting/src/pagila_reporting/defs/pagila_reporting/defs.yaml"
+    assert f"Error: This workspace has 2 connections; name the one to use: `{first}`, `{second}`" in result.output
+    assert f"Hint: e.g. `dagster-postgres-connection check {first}`." in result.output
+    assert "PGPASSWORD" not in result.output
