@@ -224,8 +224,9 @@ def stream_despite_drops(
     retry = _Retry(conn)
     while True:
         try:
-            # (`yield_per` as an execution option of the connection fetched every row at once)
-            result = conn.execution_options(stream_results=True).execute(statement, retry.params(params))
+            # An option of this statement only: set on the connection, it would stay there (SQLAlchemy
+            # 2 changes the connection in place) and turn every later statement into a cursor.
+            result = conn.execute(statement.execution_options(stream_results=True), retry.params(params))
             for batch in result.yield_per(batch_size).partitions():
                 consume(batch)
             return
