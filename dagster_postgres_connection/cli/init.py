@@ -67,14 +67,27 @@ _ENV_EXAMPLE = """\
 
 _GITIGNORE = ".env\n.venv/\n__pycache__/\n*.egg-info/\n"
 
-_NEXT_STEPS = """\
-pip install -e ".[dev]"          # or: uv sync --extra dev
-cp .env.example .env             # then set {password_env_var}
-dagster-postgres-connection check {defs_yaml}    # permissions, with the GRANTs that fix them
-dagster-postgres-connection preview {defs_yaml}  # what the filters select, and why
-dagster-postgres-connection sync {defs_yaml}     # read the catalog into the snapshot
-dg dev                                           # the assets in the UI
-"""
+# What to run next in the project, as `init` prints it and the README's quickstart shows it (a
+# test holds the two together): (command, comment). Inside the project, the commands find its
+# defs.yaml themselves.
+_NEXT_STEPS = (
+    ('pip install -e ".[dev]"', "the project, with dg and the webserver (or: uv sync --extra dev)"),
+    ("cp .env.example .env", "then set {password_env_var}"),
+    ("dagster-postgres-connection check", "privileges, with the GRANTs that fix them"),
+    ("dagster-postgres-connection preview", "what the filters select, and why"),
+    ("dagster-postgres-connection sync", "read the catalog into the snapshot (or: dg utils refresh-defs-state)"),
+    ("dg dev", "the assets in the UI, on http://localhost:3000"),
+)
+
+
+def next_steps(password_env_var: str) -> str:
+    """The commands to run in a new project, one a line, each with its comment, aligned."""
+    width = max(len(command) for command, _ in _NEXT_STEPS) + 2
+    return "".join(
+        f"{command.ljust(width)}# {comment.format(password_env_var=password_env_var)}\n"
+        for command, comment in _NEXT_STEPS
+    )
+
 
 _README = """\
 # {name}
@@ -117,7 +130,7 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
     )
     env_var = password_env_var or default_password_env_var(name)
     defs_yaml = Path("src", name, "defs", name, "defs.yaml")
-    next_steps = _NEXT_STEPS.format(password_env_var=env_var, defs_yaml=defs_yaml.as_posix())
+    steps = next_steps(env_var)
     files = {
         Path("pyproject.toml"): _PYPROJECT.format(name=name),
         Path("src", name, "__init__.py"): "",
@@ -126,7 +139,7 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
         defs_yaml: render_defs_yaml(name, params),
         Path(".env.example"): _ENV_EXAMPLE.format(password_env_var=env_var),
         Path(".gitignore"): _GITIGNORE,
-        Path("README.md"): _README.format(name=name, next_steps=next_steps),
+        Path("README.md"): _README.format(name=name, next_steps=steps),
     }
     for relative, text in files.items():
         path = target / relative
@@ -137,7 +150,7 @@ def init(name: str, directory: Path | None, host: str, port: int, username: str,
         _add_to_workspace(workspace, target)
         click.echo(f"Added it to the workspace {workspace}.")
     click.echo(f"Next, in {target}:")
-    click.echo(next_steps, nl=False)
+    click.echo(steps, nl=False)
 
 
 def _check_name(name: str) -> None:
