@@ -77,12 +77,10 @@ def build_connection_definitions(
     target = PostgresSyncTarget(
         settings=settings,
         sync=sync or PostgresSyncSettings(),
-        loaded_snapshot=snapshot,
+        # A file can be read again when a run needs it: the code server keeps only the specs.
+        loaded_snapshot=None if snapshot_path is not None and snapshot_path.exists() else snapshot,
         asset_keys=asset_keys,
         snapshot_path=snapshot_path,
         no_snapshot_path_reason=no_snapshot_path_reason,
-        loaded_snapshot_mtime_ns=(
-            snapshot_path.stat().st_mtime_ns if snapshot_path is not None and snapshot_path.exists() else None
-        ),
     )
     return Definitions.merge(Definitions(assets=specs), build_observe_definitions(target, profiling))

@@ -146,7 +146,7 @@ def profile_relations(
 ) -> Iterator[tuple[AssetKey, RelationProfile]]:
     """Profiles of every asset relation `profiling.relations` selects."""
     log = get_dagster_logger()
-    relations = selected_relations(target.loaded_snapshot, target.settings)
+    relations = selected_relations(target.previous_snapshot(), target.settings)
     chosen: dict[str, list[PostgresRelation]] = defaultdict(list)
     for key, relation in relations.items():
         if key in target.asset_keys and select_for_profiling(settings.relations, *key):

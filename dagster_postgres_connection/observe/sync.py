@@ -35,7 +35,7 @@ from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
 from dagster_postgres_connection.catalog.summary import SnapshotSummary
 from dagster_postgres_connection.config import PostgresConnectionSettings
-from dagster_postgres_connection.errors import PostgresSyncRefusedError
+from dagster_postgres_connection.errors import PostgresSnapshotError, PostgresSyncRefusedError
 from dagster_postgres_connection.observe.config import PostgresSyncSettings
 from dagster_postgres_connection.observe.events import (
     SCHEMA_CHECK_NAME,
@@ -63,6 +63,8 @@ class PostgresSyncTarget:
     """What a connection's sync job works on, fixed when the code location loads.
 
     Args:
+        loaded_snapshot: The snapshot the code location loaded, kept only when there is no
+            `snapshot_path` to read it from again.
         snapshot_path: The snapshot file the code location loads from, rewritten by each sync
             (statistics go beside it). None when there is no local file to refresh (a component
             whose `defs_state` is not LOCAL_FILESYSTEM, a factory without `snapshot_path`):
@@ -72,11 +74,10 @@ class PostgresSyncTarget:
 
     settings: PostgresConnectionSettings
     sync: PostgresSyncSettings
-    loaded_snapshot: PostgresCatalogSnapshot
+    loaded_snapshot: PostgresCatalogSnapshot | None
     asset_keys: Mapping[RelationKey, AssetKey]
     snapshot_path: Path | None
     no_snapshot_path_reason: str = ""
-    loaded_snapshot_mtime_ns: int | None = None  # of `snapshot_path` when `loaded_snapshot` came from it
 
     @property
     def severity(self) -> AssetCheckSeverity:
@@ -85,13 +86,17 @@ class PostgresSyncTarget:
     def previous_snapshot(self) -> PostgresCatalogSnapshot:
         """The last sync's snapshot: the file when there is one, else what was loaded.
 
-        The file is read again only when a sync rewrote it since the code location loaded:
-        deserializing a 10,000-table snapshot takes seconds.
+        A code server does not keep the snapshot it loaded from a file (~100 MB of records at
+        10,000 tables); the sync and check runs read the file again, as it is now.
         """
-        path = self.snapshot_path
-        if path is None or not path.exists() or path.stat().st_mtime_ns == self.loaded_snapshot_mtime_ns:
-            return self.loaded_snapshot
-        return load_snapshot(path)
+        if self.snapshot_path is not None and self.snapshot_path.exists():
+            return load_snapshot(self.snapshot_path)
+        if self.loaded_snapshot is None:
+            raise PostgresSnapshotError(
+                f"The catalog snapshot `{self.snapshot_path}` of connection `{self.settings.name}` "
+                f"is gone: run `dg utils refresh-defs-state` (or `dagster-postgres-connection sync`)."
+            )
+        return self.loaded_snapshot
 
 
 def selected_relations(

@@ -184,3 +184,22 @@ def test_a_sync_without_catalog_changes_skips_the_read_but_still_measures_data(
     assert load_snapshot(snapshot).relations_by_key()[(db.database, "public", "language")].comment == "spoken"
     # Both runs measure the same statistics; the read is what the quiet run saved.
     assert metadata["statements"] < summary(changed)["statements"] - 8
+
+
+def test_the_sync_reads_the_snapshot_file_as_it_is_when_the_run_starts(
+    db: PgTarget, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """The code location keeps only specs; a run reads the snapshot file again (and says so when
+    it is gone), so a code server does not hold the catalog's records."""
+    snapshot = tmp_path / "snapshot"
+    defs = build_defs(db, snapshot)
+    assert run_job(defs, instance).success
+    snapshot.unlink()
+    gone = run_job(defs, instance)
+    assert not gone.success
+    messages = "\n".join(
+        str(event.step_failure_data.error.message)
+        for event in gone.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    )
+    assert f"The catalog snapshot `{snapshot}` of connection `pagila_prod` is gone" in messages, messages
