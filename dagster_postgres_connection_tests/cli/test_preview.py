@@ -85,3 +85,14 @@ def test_excluded_schema_is_summarised_with_its_rule(pagila_server: Any, fresh_d
     assert result.exit_code == 0, result.output
     assert "  schema staging: 1 excluded (not matched by any schemas.include pattern)" in result.output.splitlines()
     assert "Total: 23 relation(s) would be synced, 1 excluded, 0 skipped (not readable), 7 not assets of their own." in result.output
+
+
+def test_a_glob_like_pattern_is_warned_with_the_regex_to_write(pagila: PgTarget, run_cli: RunCli) -> None:
+    """`publi*` is a valid regex that selects no schema of Pagila: say what was meant."""
+    result = run_cli("preview", *target_flags(pagila), "--schema", "publi*", "--json")
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: `filters.schemas.include`: pattern 'publi*' looks like a glob, but filters are regular "
+        "expressions matching the whole name, where `*` repeats the character before it. Write 'publi.*' "
+        "to match any characters there."
+    ) in result.output
