@@ -111,7 +111,7 @@ LIST_RELATIONS = text(
 
 # Columns of every relation in the given schemas, with their position (attnum). No ORDER BY:
 # at 50k tables the sort of ~760k wide rows spilled ~200 MB to disk (40 MB at 10k) for an order
-# the reader restores per relation in Python (`reader._ColumnBuilder`), exactly (attnum is an int).
+# the reader restores per relation in Python (`columns.ColumnBuilder`), exactly (attnum is an int).
 # Enum labels are aggregated once per enum type and hash-joined, and comments joined: a
 # correlated subquery or `col_description` per column costs ~40 us each, 6 s at 150k columns.
 # Defaults are looked up only for columns that have one (`atthasdef`, ~1 in 8), by index.

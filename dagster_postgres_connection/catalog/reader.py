@@ -20,8 +20,6 @@ without USAGE, a relation without SELECT.
 import hashlib
 import json
 import operator
-import queue
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -34,6 +32,7 @@ from sqlalchemy import Connection
 from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog._gc import paused_gc
 from dagster_postgres_connection.catalog._log import get_dagster_logger
+from dagster_postgres_connection.catalog.columns import COLUMN_BATCH, ColumnBuilder
 from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
@@ -44,7 +43,6 @@ from dagster_postgres_connection.catalog.details import BY_RELATION_AND_NAME, re
 from dagster_postgres_connection.catalog.fingerprint import read_fingerprint
 from dagster_postgres_connection.catalog.lineage import view_lineage_in_background
 from dagster_postgres_connection.catalog.models import (
-    COLUMN_FIELDS,
     PostgresCatalogSnapshot,
     PostgresColumn,
     PostgresDatabase,
@@ -69,9 +67,6 @@ from dagster_postgres_connection.errors import (
 
 # The database we ask for the list of databases when none is configured.
 _BOOTSTRAP_DATABASES = ("postgres", "template1")
-
-# Column rows fetched (and built into records) at a time: ~2 MB of rows.
-_COLUMN_BATCH = 10_000
 
 # A relation dropped during the read makes it fail (see PostgresCatalogChangedError); a fresh
 # snapshot a moment later no longer lists it.
@@ -281,12 +276,12 @@ def _read_database_in_transaction(
         view_lineage_in_background(conn, schemas, view_definitions) as views,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpc-columns") as pool,
     ):
-        builder = _ColumnBuilder(pool)
+        builder = ColumnBuilder(pool)
         try:
             if schemas:
                 stream_despite_drops(
                     conn, queries.LIST_COLUMNS, {"schemas": schemas},
-                    batch_size=_COLUMN_BATCH, consume=builder.add, restart=builder.restart,
+                    batch_size=COLUMN_BATCH, consume=builder.add, restart=builder.restart,
                 )
         finally:
             builder.close()
@@ -319,80 +314,6 @@ def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) ->
                 "another session (ALTER, VACUUM FULL, REFRESH ...): synced without its view definition, "
                 "generation expressions, partition bounds and indexes, which the next sync fills in."
             )
-
-
-class _ColumnBuilder:
-    """`queries.LIST_COLUMNS` rows -> each relation's columns, in order, built on a worker thread
-    from batches of rows as they arrive (a bounded queue: the rows never all sit in memory).
-
-    Strings are interned (names and types: a few hundred distinct ones in most catalogs;
-    defaults and comments repeat too): at 10k tables ~150k column records stay in memory to the
-    end of a sync, 760k at 50k.
-    """
-
-    _RESTART = object()
-    _DONE = object()
-
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
-        self._batches: queue.Queue[Any] = queue.Queue(maxsize=4)
-        self._building = pool.submit(self._build)
-
-    def add(self, rows: Sequence[Any]) -> None:
-        self._put(rows)
-
-    def restart(self) -> None:
-        """The statement is run again: the rows come again from the start."""
-        self._put(self._RESTART)
-
-    def close(self) -> None:
-        self._put(self._DONE)
-
-    def result(self) -> dict[RelationKey, list[PostgresColumn]]:
-        return self._building.result()
-
-    def _put(self, item: object) -> None:
-        while True:
-            try:
-                self._batches.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if self._building.done():  # the worker failed: say why, rather than wait forever
-                    self._building.result()
-                    raise RuntimeError("the column builder stopped early") from None
-
-    def _build(self) -> dict[RelationKey, list[PostgresColumn]]:
-        columns: dict[RelationKey, list[PostgresColumn]] = defaultdict(list)
-        positions: dict[RelationKey, list[int]] = defaultdict(list)  # small ints: 8 bytes each
-        labels: dict[tuple[str, ...], list[str]] = {}  # one list per enum, shared by its columns
-        fields = COLUMN_FIELDS
-        intern = sys.intern
-        while (batch := self._batches.get()) is not self._DONE:
-            if batch is self._RESTART:
-                columns.clear()
-                positions.clear()
-                continue
-            # tuple unpacking and one constructor call per row, nothing more
-            for row in batch:
-                schema, relation, position, name, type_, *raw = tuple(row)
-                # Defaults, comments and the rest repeat a lot (templates, `now()`, ...): one copy each.
-                values: list[Any] = [intern(value) if value.__class__ is str else value for value in raw]
-                values[:0] = (intern(name), intern(type_))
-                enum_labels = values[_ENUM_LABELS]
-                # `()` as a loaded snapshot has it, instead of ~760k empty lists at 50k tables
-                values[_ENUM_LABELS] = labels.setdefault(tuple(enum_labels), enum_labels) if enum_labels else ()
-                key = (schema, relation)
-                columns[key].append(PostgresColumn(**dict(zip(fields, values, strict=True))))
-                positions[key].append(position)
-        # The rows come in no particular order (LIST_COLUMNS does not sort them on the server):
-        # table order is the column number. Mostly they come in order already.
-        for key, numbers in positions.items():
-            if numbers != sorted(numbers):
-                order = sorted(range(len(numbers)), key=numbers.__getitem__)
-                columns[key] = [columns[key][index] for index in order]
-        return dict(columns)
-
-
-_ENUM_LABELS = COLUMN_FIELDS.index("enum_labels")
 
 
 class _Constraints:
