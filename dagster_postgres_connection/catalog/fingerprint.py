@@ -31,8 +31,8 @@ whenever one of them does, including a DROP (a row fewer). What the statement co
 - values VACUUM and ANALYZE update in place, without a new `xmin`: `reltuples` and `relpages` of
   every relation and of TOAST tables, the row estimate and size we display, are hashed as values;
 - the server version, `search_path` (deparsing qualifies names by it) and the connecting role; in
-  Python: this package's version and the snapshot format (a new reader reads more), the selection
-  (`databases`, `filters`), host, port and connection name.
+  Python: this package's version, the snapshot format and the text of the reader's statements (a
+  new reader reads more), the selection (`databases`, `filters`), host, port and connection name.
 
 Design choices:
 - A sum of 64-bit row hashes (`hashtextextended`, seeded with the catalog and the row's identity)
@@ -71,7 +71,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, TextClause
 
 from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog.connection import (
@@ -84,6 +84,14 @@ from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresConnectionError
 from dagster_postgres_connection.version import __version__
 
+# The text of every statement the reader may send: a reader that reads differently (even within
+# one package version, as during development) never vouches for a snapshot an older one wrote.
+_READER_SQL = hashlib.sha256(
+    "\n".join(
+        f"{name}\n{clause.text}" for name, clause in sorted(vars(queries).items()) if isinstance(clause, TextClause)
+    ).encode()
+).hexdigest()
+
 
 def read_fingerprint(conn: Connection) -> str:
     """The catalog's fingerprint, read in `conn`'s transaction; `""` when this transaction's read
@@ -94,6 +102,7 @@ def read_fingerprint(conn: Connection) -> str:
     payload = [
         __version__,
         SNAPSHOT_FORMAT_VERSION,
+        _READER_SQL,
         row.row_count,
         str(row.checksum),
         row.server_version,
