@@ -26,6 +26,7 @@ import yaml
 from dagster._utils.test.definitions import scoped_definitions_load_context
 from dagster.components.testing import create_defs_folder_sandbox
 from dagster.components.testing.utils import DefsFolderSandbox
+from dagster_shared.record import copy
 
 from dagster_postgres_connection import PostgresConnectionComponent
 from dagster_postgres_connection.catalog.models import SNAPSHOT_FORMAT_VERSION
@@ -243,3 +244,31 @@ def test_without_a_snapshot_an_unset_password_variable_fails_before_connecting(
     assert f"`password`: the environment variable `{PASSWORD_ENV}` is not set" in text, text
     assert "has no catalog snapshot yet" in text and "Nothing listens" not in text, text
     assert not list(box.project_root.rglob(STATE_GLOB))
+
+
+def _column_schema(box: DefsFolderSandbox, path: Path) -> object:
+    with _loaded(box, path) as (_, defs):
+        key = dg.AssetKey(["state_test", "pagila", "public", "film"])
+        return defs.resolve_assets_def(key).get_asset_spec(key).metadata["dagster/column_schema"]
+
+
+def test_a_second_build_of_the_same_snapshot_and_configuration_is_reused(
+    sandbox: tuple[DefsFolderSandbox, Path], pagila: PgTarget
+) -> None:
+    """A code server builds a code location twice as it starts: the second build is the first's.
+    A changed snapshot or defs.yaml builds anew."""
+    box, path = sandbox
+    _first_load(box, path)
+    first = _column_schema(box, path)
+    assert _column_schema(box, path) is first
+
+    state = _state_file(box)
+    snapshot = load_snapshot(state)
+    write_snapshot(copy(snapshot, captured_at=snapshot.captured_at + 1), state)  # same catalog, new bytes
+    rebuilt = _column_schema(box, path)
+    assert rebuilt is not first and rebuilt == first
+
+    _set_attributes(path, translation={"group_name": "renamed"})
+    with _loaded(box, path) as (_, defs):
+        groups = {spec.key.path[-1]: spec.group_name for spec in defs.resolve_all_asset_specs()}
+    assert {groups[name] for name in ("film", "actor", "film_actor", "film_list")} == {"renamed"}

@@ -6,6 +6,7 @@ database once a snapshot exists (`refresh_if_dev` defaults to false); the very f
 with no snapshot yet, reads the catalog once.
 """
 
+import hashlib
 import os
 import re
 import time
@@ -312,6 +313,30 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
                 f"{missing}: connection `{self.settings.name}` loads from its catalog snapshot; "
                 f"the sync job and refreshes need it."
             )
+        key = self._built_definitions_key(context, state_path)
+        built = _built_definitions.get(context.path)
+        if built is not None and built[0] == key:
+            return built[1]
+        definitions = self._build_from_snapshot(context, state_path)
+        _built_definitions[context.path] = (key, definitions)
+        return definitions
+
+    def _built_definitions_key(self, context: dg.ComponentLoadContext, state_path: Path) -> str:
+        """What the Definitions are built from: this class, the files declaring this component
+        (defs.yaml, with its `translation`), the resolved settings, and the snapshot's bytes."""
+        digest = hashlib.sha256(type(self).__qualname__.encode())
+        declared = sorted(f for f in context.path.iterdir() if f.is_file()) if context.path.is_dir() else []
+        for part in (
+            *(f.read_bytes() for f in declared),
+            self.settings.model_dump_json().encode(),
+            self.sync_settings.model_dump_json().encode(),
+            (self.profiling.model_dump_json() if self.profiling else "").encode(),
+            state_path.read_bytes(),
+        ):
+            digest.update(hashlib.sha256(part).digest())
+        return digest.hexdigest()
+
+    def _build_from_snapshot(self, context: dg.ComponentLoadContext, state_path: Path) -> dg.Definitions:
         local_path = self._local_state_path(context)
         return build_connection_definitions(
             self.settings,
@@ -327,6 +352,13 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
                 f"code server start) refreshes the snapshot, and statistics are not kept between runs"
             ),
         )
+
+
+# The last Definitions built per component folder, with what they were built from. A code server
+# builds a code location twice when it starts (Dagster's INITIALIZATION load, then the
+# RECONSTRUCTION of the repository): the second build of the same snapshot and configuration
+# reuses the first (about 4 s at 10,000 tables). Anything changed builds anew.
+_built_definitions: dict[Path, tuple[str, dg.Definitions]] = {}
 
 
 class PostgresComponentTranslator(
