@@ -24,7 +24,6 @@ from dagster_shared.record import record
 
 from dagster_postgres_connection.catalog.models import (
     PostgresRelation,
-    PostgresRelationKind,
     PostgresRelationRef,
 )
 from dagster_postgres_connection.object_metadata import (
@@ -34,14 +33,6 @@ from dagster_postgres_connection.object_metadata import (
     structure_metadata,
     table_constraint_notes,
 )
-
-KINDS_BY_RELATION_KIND: dict[PostgresRelationKind, frozenset[str]] = {
-    PostgresRelationKind.TABLE: frozenset({"postgres", "table"}),
-    PostgresRelationKind.PARTITIONED_TABLE: frozenset({"postgres", "table", "partitioned_table"}),
-    PostgresRelationKind.FOREIGN_TABLE: frozenset({"postgres", "table", "foreign_table"}),
-    PostgresRelationKind.VIEW: frozenset({"postgres", "view"}),
-    PostgresRelationKind.MATERIALIZED_VIEW: frozenset({"postgres", "view", "materialized_view"}),
-}
 
 
 class PostgresMetadataSet(NamespacedMetadataSet):
@@ -281,7 +272,7 @@ class DagsterPostgresTranslator:
             key=self.get_asset_key(props),
             description=relation.comment,
             group_name=props.connection_name,
-            kinds=set(KINDS_BY_RELATION_KIND[relation.kind]),
+            kinds=set(relation.kind.dagster_kinds),
             deps=[self.get_upstream_asset_key(props, ref) for ref in props.upstream],
             owners=props.owners,
             metadata={k: v for k, v in metadata.items() if v is not None},

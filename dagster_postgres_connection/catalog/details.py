@@ -25,10 +25,9 @@ from dagster_postgres_connection.catalog.models import (
     PostgresConstraint,
     PostgresForeignTable,
     PostgresIndex,
+    RelationName,
 )
 from dagster_postgres_connection.catalog.partitions import PartitionTree
-
-RelationKey = tuple[str, str]  # (schema, name)
 
 # The order the statements' ORDER BY gave before the server stopped sorting (spills at 50k tables):
 # `name` columns sort in the C collation, which is how Python compares str.
@@ -42,10 +41,10 @@ REDACTED = "<redacted>"
 def read_relation_details(
     conn: Connection,
     relation_rows: Sequence[Any],
-    selected: Iterable[RelationKey],
-    columns: Callable[[], Mapping[RelationKey, Sequence[PostgresColumn]]],
+    selected: Iterable[RelationName],
+    columns: Callable[[], Mapping[RelationName, Sequence[PostgresColumn]]],
     views: ViewLineageJob,
-) -> dict[RelationKey, dict[str, Any]]:
+) -> dict[RelationName, dict[str, Any]]:
     """Extra `PostgresRelation` fields for each selected relation.
 
     Args:
@@ -66,7 +65,7 @@ def read_relation_details(
     sources_by_view = views.column_sources()
     columns_by_key = columns()
 
-    details: dict[RelationKey, dict[str, Any]] = {}
+    details: dict[RelationName, dict[str, Any]] = {}
     for key in selected:
         fields = tree.relation_fields(key)
         if key in dependencies:
@@ -97,8 +96,8 @@ def read_relation_details(
     return details
 
 
-def _read_indexes(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, list[PostgresIndex]]:
-    indexes: dict[RelationKey, list[PostgresIndex]] = defaultdict(list)
+def _read_indexes(conn: Connection, schemas: Sequence[str]) -> dict[RelationName, list[PostgresIndex]]:
+    indexes: dict[RelationName, list[PostgresIndex]] = defaultdict(list)
     if schemas:
         for row in execute_despite_drops(conn, queries.LIST_INDEXES, {"schemas": list(schemas)}):
             indexes[(row.schema, row.relation)].append(
@@ -122,9 +121,9 @@ def _name(index: PostgresIndex) -> str:
 
 def _read_constraints(
     conn: Connection, schemas: Sequence[str]
-) -> tuple[dict[RelationKey, list[PostgresConstraint]], dict[RelationKey, list[PostgresConstraint]]]:
-    checks: dict[RelationKey, list[PostgresConstraint]] = defaultdict(list)
-    exclusions: dict[RelationKey, list[PostgresConstraint]] = defaultdict(list)
+) -> tuple[dict[RelationName, list[PostgresConstraint]], dict[RelationName, list[PostgresConstraint]]]:
+    checks: dict[RelationName, list[PostgresConstraint]] = defaultdict(list)
+    exclusions: dict[RelationName, list[PostgresConstraint]] = defaultdict(list)
     if schemas:
         rows = execute_despite_drops(conn, queries.LIST_CHECK_AND_EXCLUSION_CONSTRAINTS, {"schemas": list(schemas)})
         for row in sorted(rows, key=BY_RELATION_AND_NAME):  # the statement leaves the order to us
@@ -133,7 +132,7 @@ def _read_constraints(
     return checks, exclusions
 
 
-def _read_foreign_tables(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, PostgresForeignTable]:
+def _read_foreign_tables(conn: Connection, schemas: Sequence[str]) -> dict[RelationName, PostgresForeignTable]:
     if not schemas:
         return {}
     return {

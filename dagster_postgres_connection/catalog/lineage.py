@@ -34,21 +34,20 @@ from sqlglot.schema import MappingSchema
 
 from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog._log import get_dagster_logger
-
-RelationKey = tuple[str, str]  # (schema, name)
+from dagster_postgres_connection.catalog.models import RelationName
 
 
 @dataclass
 class ViewDependencies:
     """What one view reads, as recorded by Postgres."""
 
-    relations: list[RelationKey] = field(default_factory=list)  # in (schema, name) order
+    relations: list[RelationName] = field(default_factory=list)  # in (schema, name) order
     columns: set[tuple[str, str, str]] = field(default_factory=set)  # (schema, relation, column)
 
 
-def read_view_dependencies(conn: Connection, schemas: Sequence[str]) -> dict[RelationKey, ViewDependencies]:
+def read_view_dependencies(conn: Connection, schemas: Sequence[str]) -> dict[RelationName, ViewDependencies]:
     """Dependencies of every view and materialized view in `schemas`: one statement."""
-    by_view: dict[RelationKey, ViewDependencies] = {}
+    by_view: dict[RelationName, ViewDependencies] = {}
     if not schemas:
         return by_view
     for row in conn.execute(queries.LIST_VIEW_DEPENDENCIES, {"schemas": list(schemas)}):
@@ -68,17 +67,17 @@ ColumnSources = dict[str, list[tuple[str, str, str]]]  # output column -> (schem
 class ViewLineageJob:
     """Dependencies of every view (read already) and their column lineage (being parsed)."""
 
-    dependencies: dict[RelationKey, ViewDependencies]
-    _future: "Future[dict[RelationKey, ColumnSources]]"
+    dependencies: dict[RelationName, ViewDependencies]
+    _future: "Future[dict[RelationName, ColumnSources]]"
 
-    def column_sources(self) -> dict[RelationKey, ColumnSources]:
+    def column_sources(self) -> dict[RelationName, ColumnSources]:
         """Waits for the worker; re-raises what it raised."""
         return self._future.result()
 
 
 @contextmanager
 def view_lineage_in_background(
-    conn: Connection, schemas: Sequence[str], view_definitions: Mapping[RelationKey, str | None]
+    conn: Connection, schemas: Sequence[str], view_definitions: Mapping[RelationName, str | None]
 ) -> Iterator[ViewLineageJob]:
     """Reads view dependencies (one statement), then parses the views on a worker thread.
 
@@ -97,8 +96,8 @@ def view_lineage_in_background(
 
 
 def _column_lineage_of_views(
-    dependencies: Mapping[RelationKey, ViewDependencies], view_definitions: Mapping[RelationKey, str | None]
-) -> dict[RelationKey, ColumnSources]:
+    dependencies: Mapping[RelationName, ViewDependencies], view_definitions: Mapping[RelationName, str | None]
+) -> dict[RelationName, ColumnSources]:
     parse_schema = build_parse_schema(dependencies)
     return {
         view: column_lineage(view, view_definitions[view], view_deps, parse_schema)
@@ -107,7 +106,7 @@ def _column_lineage_of_views(
     }
 
 
-def build_parse_schema(dependencies: Mapping[RelationKey, ViewDependencies]) -> MappingSchema:
+def build_parse_schema(dependencies: Mapping[RelationName, ViewDependencies]) -> MappingSchema:
     """The relations sqlglot may resolve names against, built once per database.
 
     Built from what views reference (`pg_depend`), not from the column query, so parsing can
@@ -127,7 +126,7 @@ def build_parse_schema(dependencies: Mapping[RelationKey, ViewDependencies]) -> 
 
 
 def column_lineage(
-    view: RelationKey,
+    view: RelationName,
     definition: str | None,
     dependencies: ViewDependencies,
     parse_schema: MappingSchema,
@@ -175,7 +174,7 @@ def _confirmed_sources(node: Node, dependencies: ViewDependencies) -> set[tuple[
     return sources
 
 
-def _resolve_relation(table: exp.Table, dependencies: ViewDependencies) -> RelationKey | None:
+def _resolve_relation(table: exp.Table, dependencies: ViewDependencies) -> RelationName | None:
     """Matches a table of the parsed SQL to one relation Postgres recorded for the view.
 
     `pg_get_viewdef` leaves out the schema of relations visible on the search path, so an

@@ -6,7 +6,8 @@ added later takes its default when an older snapshot is read. Every record name 
 here: `@record` cannot resolve string annotations on Python 3.11.)
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 from dagster_shared.record import record
@@ -20,9 +21,16 @@ from dagster_shared.utils.cached_method import cached_method
 SNAPSHOT_FORMAT_VERSION = 3
 
 
+# A relation within one database, and across a connection's databases.
+RelationName = tuple[str, str]  # (schema, name), the Inspector's shape
+RelationKey = tuple[str, str, str]  # (database, schema, name), as in `relations_by_key`
+
+
 @whitelist_for_serdes
 class PostgresRelationKind(Enum):
-    """What a relation is (`pg_class.relkind` r, p, v, m, f); the value is also its Dagster kind."""
+    """What a relation is: the one home of all that follows from it (its `pg_class.relkind`,
+    its Dagster kinds, whether filters treat it as a view, whether the sync measures it).
+    The value is its own Dagster kind."""
 
     TABLE = "table"
     PARTITIONED_TABLE = "partitioned_table"
@@ -31,23 +39,59 @@ class PostgresRelationKind(Enum):
     FOREIGN_TABLE = "foreign_table"
 
     @property
+    def relkind(self) -> str:
+        """Its `pg_class.relkind`: r, p, v, m or f."""
+        return _TRAITS[self].relkind
+
+    @property
+    def dagster_kinds(self) -> frozenset[str]:
+        """The asset's kinds: `postgres`, `table` or `view`, and this kind's own value."""
+        return _TRAITS[self].dagster_kinds
+
+    @property
     def is_view(self) -> bool:
         """Views and materialized views (selected by `filters.views`, not `filters.tables`)."""
-        return self in (PostgresRelationKind.VIEW, PostgresRelationKind.MATERIALIZED_VIEW)
+        return _TRAITS[self].is_view
+
+    @property
+    def is_measured(self) -> bool:
+        """Has data statistics of its own (or its partitions') for the sync to watch; views and
+        foreign tables have none."""
+        return _TRAITS[self].is_measured
 
     @classmethod
     def from_relkind(cls, relkind: str) -> "PostgresRelationKind":
         """`'r'` -> `TABLE`, ... (`KeyError` for kinds that are never assets, e.g. `'i'`)."""
         return _KIND_BY_RELKIND[relkind]
 
+    @classmethod
+    def relkinds_sql(cls, kinds: "Iterable[PostgresRelationKind] | None" = None) -> str:
+        """The relkinds of `kinds` (default: every kind) as an SQL list, e.g. `('r', 'p', 'f')`."""
+        return "(" + ", ".join(f"'{kind.relkind}'" for kind in (kinds or cls)) + ")"
 
-_KIND_BY_RELKIND = {
-    "r": PostgresRelationKind.TABLE,
-    "p": PostgresRelationKind.PARTITIONED_TABLE,
-    "v": PostgresRelationKind.VIEW,
-    "m": PostgresRelationKind.MATERIALIZED_VIEW,
-    "f": PostgresRelationKind.FOREIGN_TABLE,
+
+@dataclass(frozen=True)
+class _KindTraits:
+    relkind: str
+    dagster_kinds: frozenset[str]
+    is_view: bool
+    is_measured: bool
+
+
+_TRAITS = {
+    PostgresRelationKind.TABLE: _KindTraits("r", frozenset({"postgres", "table"}), False, True),
+    PostgresRelationKind.PARTITIONED_TABLE: _KindTraits(
+        "p", frozenset({"postgres", "table", "partitioned_table"}), False, True
+    ),
+    PostgresRelationKind.VIEW: _KindTraits("v", frozenset({"postgres", "view"}), True, False),
+    PostgresRelationKind.MATERIALIZED_VIEW: _KindTraits(
+        "m", frozenset({"postgres", "view", "materialized_view"}), True, True
+    ),
+    PostgresRelationKind.FOREIGN_TABLE: _KindTraits(
+        "f", frozenset({"postgres", "table", "foreign_table"}), False, False
+    ),
 }
+_KIND_BY_RELKIND = {traits.relkind: kind for kind, traits in _TRAITS.items()}
 
 
 @whitelist_for_serdes
@@ -323,6 +367,6 @@ class PostgresCatalogSnapshot:
         return [relation for database in self.databases for relation in database.relations]
 
     @cached_method
-    def relations_by_key(self) -> Mapping[tuple[str, str, str], PostgresRelation]:
+    def relations_by_key(self) -> Mapping[RelationKey, PostgresRelation]:
         """Relations by `(database, schema, name)`."""
         return {(r.database, r.schema, r.name): r for r in self.relations()}

@@ -26,9 +26,8 @@ from dagster_postgres_connection.catalog.models import (
     PostgresPartition,
     PostgresPartitioning,
     PostgresRelationRef,
+    RelationName,
 )
-
-RelationKey = tuple[str, str]  # (schema, name)
 
 # `pg_get_partkeydef`: `RANGE (payment_date)`, `LIST (lower(region))`, `HASH (id, kind)`.
 _PARTITION_KEY = re.compile(r"^(?P<strategy>\w+)\s*\((?P<key>.*)\)$", re.DOTALL)
@@ -38,10 +37,10 @@ class PartitionTree:
     """Partitions and inheritance of one database, and the fields they add to each relation."""
 
     def __init__(self, relation_rows: Iterable[Any], inheritance_rows: Iterable[Any]) -> None:
-        self._rows: dict[RelationKey, Any] = {(row.schema, row.name): row for row in relation_rows}
-        self._parent: dict[RelationKey, RelationKey] = {}
-        self._children: dict[RelationKey, list[RelationKey]] = defaultdict(list)
-        self._inherits: dict[RelationKey, list[RelationKey]] = defaultdict(list)
+        self._rows: dict[RelationName, Any] = {(row.schema, row.name): row for row in relation_rows}
+        self._parent: dict[RelationName, RelationName] = {}
+        self._children: dict[RelationName, list[RelationName]] = defaultdict(list)
+        self._inherits: dict[RelationName, list[RelationName]] = defaultdict(list)
         for row in inheritance_rows:
             child, parent = (row.schema, row.name), (row.parent_schema, row.parent_name)
             if row.is_partition:
@@ -56,7 +55,7 @@ class PartitionTree:
     def read(cls, conn: Connection, relation_rows: Iterable[Any]) -> "PartitionTree":
         return cls(relation_rows, conn.execute(queries.LIST_INHERITANCE))
 
-    def root_of(self, key: RelationKey) -> RelationKey | None:
+    def root_of(self, key: RelationName) -> RelationName | None:
         """The top partitioned table above a partition; None for anything else."""
         if key not in self._parent:
             return None
@@ -64,14 +63,14 @@ class PartitionTree:
             key = self._parent[key]
         return key
 
-    def ref(self, key: RelationKey) -> PostgresRelationRef:
+    def ref(self, key: RelationName) -> PostgresRelationRef:
         """A reference to `key` that knows the root it rolls up into, if it is a partition."""
         root = self.root_of(key)
         return PostgresRelationRef(
             schema=key[0], name=key[1], root_schema=root[0] if root else None, root_name=root[1] if root else None
         )
 
-    def relation_fields(self, key: RelationKey) -> dict[str, Any]:
+    def relation_fields(self, key: RelationName) -> dict[str, Any]:
         """Extra `PostgresRelation` fields for `key` (overriding the reader's size and row estimate for a root)."""
         fields: dict[str, Any] = {}
         if key in self._parent:
@@ -90,7 +89,7 @@ class PartitionTree:
             fields["inherits_from"] = [self.ref(parent) for parent in self._inherits[key]]
         return fields
 
-    def _descendants(self, key: RelationKey, level: int) -> Iterable[PostgresPartition]:
+    def _descendants(self, key: RelationName, level: int) -> Iterable[PostgresPartition]:
         for child in self._children.get(key, ()):
             row = self._rows.get(child)
             is_leaf = child not in self._children

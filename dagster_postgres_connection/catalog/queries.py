@@ -11,6 +11,8 @@ nothing waits on another session's locks.
 
 from sqlalchemy import text
 
+from dagster_postgres_connection.catalog.models import PostgresRelationKind
+
 
 # System schemas are filtered here too, so their thousands of relations never cross the wire.
 def _not_system_schema(alias: str) -> str:
@@ -64,6 +66,11 @@ LIST_DATABASES = text(
 
 SERVER_VERSION = text("SELECT current_setting('server_version') AS version")
 
+# The relkinds of relation kinds, from `PostgresRelationKind` (their one home).
+_RELATIONS = PostgresRelationKind.relkinds_sql()  # every kind that is an asset
+_VIEWS = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if k.is_view)
+_TABLES = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if not k.is_view)
+
 # One row per table, partitioned table, view, materialized view and foreign table.
 # size: pages of the heap, its TOAST table and its indexes, from the catalog (lock-free,
 # as fresh as the last VACUUM/ANALYZE); NULL when never vacuumed or analyzed, and for views and
@@ -88,21 +95,21 @@ LIST_RELATIONS = text(
         has_schema_privilege(n.oid, 'USAGE') AS has_usage,
         has_table_privilege(c.oid, 'SELECT') AS has_select,
         lk.is_locked AS locked_by_other_session,
-        CASE WHEN c.relkind IN ('v', 'm') AND NOT lk.is_locked THEN pg_get_viewdef(c.oid) END AS view_definition,
+        CASE WHEN c.relkind IN {_VIEWS} AND NOT lk.is_locked THEN pg_get_viewdef(c.oid) END AS view_definition,
         c.relispartition AS is_partition,
         CASE WHEN c.relispartition AND NOT lk.is_locked THEN pg_get_expr(c.relpartbound, c.oid) END AS partition_bound,
         CASE WHEN c.relkind = 'p' AND NOT lk.is_locked THEN pg_get_partkeydef(c.oid) END AS partition_key
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     CROSS JOIN LATERAL (
-        SELECT c.oid IN (SELECT oid FROM locked) OR (c.relkind IN ('v', 'm') AND EXISTS (
+        SELECT c.oid IN (SELECT oid FROM locked) OR (c.relkind IN {_VIEWS} AND EXISTS (
             SELECT 1 FROM pg_rewrite r
             JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
             WHERE r.ev_class = c.oid AND d.refclassid = 'pg_class'::regclass
               AND d.refobjid IN (SELECT oid FROM locked)
         )) AS is_locked
     ) lk
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    WHERE c.relkind IN {_RELATIONS}
       AND {_NOT_SYSTEM_SCHEMA}
     -- no ORDER BY: the reader sorts by (schema, name) (rows with view definitions spilled 14 MB
     -- at 50k tables); `name` sorts in the C collation, as Python compares str
@@ -157,7 +164,7 @@ LIST_COLUMNS = text(
     LEFT JOIN enums ea ON ea.enumtypid = t.typelem
     LEFT JOIN enums ed ON ed.enumtypid = t.typbasetype
     WHERE a.attnum > 0 AND NOT a.attisdropped
-      AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+      AND c.relkind IN {_RELATIONS}
       AND n.nspname = ANY(:schemas)
     """
 )
@@ -224,7 +231,7 @@ RELATION_PRIVILEGES = text(
              ELSE has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') END AS can_write
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+    WHERE (c.relkind IN {_RELATIONS} OR c.relkind = 'S')  -- and sequences
       AND {_NOT_SYSTEM_SCHEMA}
     ORDER BY n.nspname, c.relname
     """
@@ -261,11 +268,11 @@ LIST_VIEW_DEPENDENCIES = text(
         r.relname AS ref_name,
         a.attname AS ref_column
     FROM pg_rewrite w
-    JOIN pg_class v ON v.oid = w.ev_class AND v.relkind IN ('v', 'm')
+    JOIN pg_class v ON v.oid = w.ev_class AND v.relkind IN {_VIEWS}
     JOIN pg_namespace n ON n.oid = v.relnamespace
     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
         AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid
-    JOIN pg_class r ON r.oid = d.refobjid AND r.relkind IN ('r', 'p', 'v', 'm', 'f')
+    JOIN pg_class r ON r.oid = d.refobjid AND r.relkind IN {_RELATIONS}
     JOIN pg_namespace rn ON rn.oid = r.relnamespace
     LEFT JOIN pg_attribute a ON d.refobjsubid > 0 AND a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
     WHERE n.nspname = ANY(:schemas)
@@ -285,7 +292,7 @@ LIST_INHERITANCE = text(
         p.relname AS parent_name,
         c.relispartition AS is_partition
     FROM pg_inherits i
-    JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p', 'f')
+    JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN {_TABLES}
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_class p ON p.oid = i.inhparent
     JOIN pg_namespace pn ON pn.oid = p.relnamespace

@@ -51,6 +51,7 @@ from dagster_postgres_connection.catalog.models import (
     PostgresRelationKind,
     PostgresSkippedObject,
     PostgresUniqueConstraint,
+    RelationName,
 )
 from dagster_postgres_connection.catalog.selection import (
     select_database,
@@ -72,7 +73,6 @@ _BOOTSTRAP_DATABASES = ("postgres", "template1")
 # snapshot a moment later no longer lists it.
 _ATTEMPTS_WHILE_DDL_RUNS = 3
 
-RelationKey = tuple[str, str]  # (schema, name), the Inspector's shape
 
 ProgressCallback = Callable[[str, str], None]  # (database, event) for CLI progress
 
@@ -233,7 +233,7 @@ def _read_database_in_transaction(
     skipped: list[PostgresSkippedObject] = []
     server_version = conn.execute(queries.SERVER_VERSION).scalar_one()
 
-    rows_by_key: dict[RelationKey, Any] = {}
+    rows_by_key: dict[RelationName, Any] = {}
     schemas_without_usage: set[str] = set()
     # Kept whole: partitions count towards their root even when filtered out.
     relation_rows = sorted(execute_despite_drops(conn, queries.LIST_RELATIONS), key=_BY_SCHEMA_AND_NAME)
@@ -305,7 +305,7 @@ def _read_database_in_transaction(
     return database_record, skipped
 
 
-def _warn_about_locked(database: str, rows_by_key: Mapping[RelationKey, Any]) -> None:
+def _warn_about_locked(database: str, rows_by_key: Mapping[RelationName, Any]) -> None:
     """Relations another session locks ACCESS EXCLUSIVE are synced without what would wait on the lock."""
     for (schema, name), row in rows_by_key.items():
         if row.locked_by_other_session:
@@ -365,7 +365,7 @@ def _build_relation(
     row: Any,
     columns: Sequence[PostgresColumn],
     constraints: _Constraints,
-    key: RelationKey,
+    key: RelationName,
     details: Mapping[str, Any],
 ) -> PostgresRelation:
     """`details` (from `details.py`) come last: they may replace a partitioned root's size and row estimate."""

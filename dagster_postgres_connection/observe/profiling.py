@@ -31,12 +31,10 @@ from sqlalchemy import Connection, column, func, literal_column, select, table, 
 from sqlalchemy.exc import DBAPIError
 
 from dagster_postgres_connection.catalog.connection import create_catalog_engine
-from dagster_postgres_connection.catalog.models import PostgresRelation
+from dagster_postgres_connection.catalog.models import PostgresRelation, RelationKey
 from dagster_postgres_connection.catalog.selection import select_for_profiling
 from dagster_postgres_connection.observe.config import PostgresProfilingSettings
 from dagster_postgres_connection.observe.failures import reported_as_failure
-from dagster_postgres_connection.observe.state import RelationKey
-from dagster_postgres_connection.observe.statistics import MEASURED_KINDS
 from dagster_postgres_connection.observe.sync import PostgresSyncTarget, selected_relations
 
 PROFILE_METADATA_KEY = "dagster-postgres-connection/profile"
@@ -207,7 +205,7 @@ def _profile(
     # SYSTEM sampling picks whole pages: on a small table it may return nothing, so small
     # tables (by the planner's estimate) are read whole, up to `row_limit`.
     sampled = (
-        relation.kind in MEASURED_KINDS
+        relation.kind.is_measured
         and relation.row_estimate is not None
         and relation.row_estimate > settings.row_limit
     )

@@ -9,18 +9,23 @@ from collections.abc import Sequence
 
 from sqlalchemy import Executable, func, literal, select, table, text, union_all
 
+from dagster_postgres_connection.catalog.models import PostgresRelationKind
+
+# Relations the sync measures, from `PostgresRelationKind` (their one home).
+_MEASURED = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if k.is_measured)
+
 # One row per table, partitioned table and materialized view of the given schemas, from the
 # catalog and statistics only: nothing here takes a lock on a relation (`pg_partition_tree`
 # would, so partitions are walked through `pg_inherits`). A partitioned table sums its leaf
 # partitions. `changes` counts inserted + updated + deleted rows since the statistics were
 # reset; `storage` changes when a table is truncated, rewritten or refreshed (new relfilenode).
 RELATION_STATISTICS = text(
-    """
+    f"""
     WITH RECURSIVE roots AS (
         SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispopulated
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY(:schemas)
+        WHERE c.relkind IN {_MEASURED} AND n.nspname = ANY(:schemas)
     ),
     tree (root, relid, relkind) AS (
         SELECT oid, oid, relkind FROM roots

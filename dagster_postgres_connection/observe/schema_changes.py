@@ -12,8 +12,11 @@ from typing import Any
 
 from dagster import MetadataValue
 
-from dagster_postgres_connection.catalog.models import PostgresForeignKey, PostgresRelation
-from dagster_postgres_connection.observe.state import RelationKey
+from dagster_postgres_connection.catalog.models import (
+    PostgresForeignKey,
+    PostgresRelation,
+    RelationKey,
+)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from dagster_shared.serdes import deserialize_value, serialize_value, whitelist_
 from dagster_shared.serdes.errors import DeserializationError
 from dagster_shared.utils.cached_method import cached_method
 
+from dagster_postgres_connection.catalog.models import RelationKey
 from dagster_postgres_connection.catalog.state import write_text_atomically
-
-RelationKey = tuple[str, str, str]  # (database, schema, name), as in `PostgresCatalogSnapshot.relations_by_key`
 
 
 @whitelist_for_serdes

@@ -24,11 +24,14 @@ from dagster_postgres_connection.catalog.connection import (
     create_catalog_engine,
     describe_connection_error,
 )
-from dagster_postgres_connection.catalog.models import PostgresRelation, PostgresRelationKind
+from dagster_postgres_connection.catalog.models import (
+    PostgresRelation,
+    RelationKey,
+)
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresUnreachableError
 from dagster_postgres_connection.observe import queries
-from dagster_postgres_connection.observe.state import PostgresRelationStatistics, RelationKey
+from dagster_postgres_connection.observe.state import PostgresRelationStatistics
 
 # SQLSTATEs of the timeouts we turn into "skipped" instead of failing the sync.
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -36,12 +39,6 @@ _QUERY_CANCELED = "57014"
 _UNDEFINED_TABLE = "42P01"  # dropped between the statistics statement and the count
 # Relations measured per statement pair: few round trips, and a lock costs one retry of 100.
 _BATCH_SIZE = 100
-
-# Relations with storage of their own; views and foreign tables have no statistics to watch.
-MEASURED_KINDS = frozenset(
-    {PostgresRelationKind.TABLE, PostgresRelationKind.PARTITIONED_TABLE, PostgresRelationKind.MATERIALIZED_VIEW}
-)
-
 
 @dataclass(frozen=True)
 class StatisticsResult:
@@ -76,7 +73,7 @@ def read_statistics(
     now = time.time() if now is None else now
     selected_by_database: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for relation in relations:
-        if relation.kind in MEASURED_KINDS:
+        if relation.kind.is_measured:
             selected_by_database[relation.database].add((relation.schema, relation.name))
     result = StatisticsResult(statistics={}, changed=frozenset(), skipped={}, statement_count=0)
     for database, selected in sorted(selected_by_database.items()):

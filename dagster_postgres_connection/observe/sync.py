@@ -30,7 +30,11 @@ from dagster_shared.record import copy
 
 from dagster_postgres_connection.assets import relation_props
 from dagster_postgres_connection.catalog.fingerprint import check_unchanged
-from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot, PostgresRelation
+from dagster_postgres_connection.catalog.models import (
+    PostgresCatalogSnapshot,
+    PostgresRelation,
+    RelationKey,
+)
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
 from dagster_postgres_connection.catalog.summary import SnapshotSummary
@@ -45,7 +49,6 @@ from dagster_postgres_connection.observe.events import (
 from dagster_postgres_connection.observe.schema_changes import CatalogDiff, diff_catalogs
 from dagster_postgres_connection.observe.state import (
     PostgresSyncStatistics,
-    RelationKey,
     load_statistics,
     statistics_path,
     write_statistics,

@@ -30,14 +30,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from dagster_postgres_connection.catalog.models import PostgresRelation
+from dagster_postgres_connection.catalog.models import PostgresRelation, RelationKey
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.observe.config import PostgresProfilingSettings
 from dagster_postgres_connection.observe.events import SCHEMA_CHECK_NAME, schema_check_outcome
 from dagster_postgres_connection.observe.failures import reported_as_failure
 from dagster_postgres_connection.observe.profiling import build_profile_definitions
 from dagster_postgres_connection.observe.schema_changes import diff_catalogs
-from dagster_postgres_connection.observe.state import RelationKey
 from dagster_postgres_connection.observe.sync import (
     PostgresSyncTarget,
     run_sync,
