@@ -23,7 +23,7 @@ def _not_system_schema(alias: str) -> str:
 """
 
 
-_NOT_SYSTEM_SCHEMA = _not_system_schema("n")
+NOT_SYSTEM_SCHEMA = _not_system_schema("n")
 
 # Relations another session holds or awaits an ACCESS EXCLUSIVE lock on (ALTER TABLE, VACUUM
 # FULL, REFRESH MATERIALIZED VIEW, ...). Reading pg_locks never waits, but the deparse functions
@@ -67,7 +67,7 @@ LIST_DATABASES = text(
 SERVER_VERSION = text("SELECT current_setting('server_version') AS version")
 
 # The relkinds of relation kinds, from `PostgresRelationKind` (their one home).
-_RELATIONS = PostgresRelationKind.relkinds_sql()  # every kind that is an asset
+RELATIONS = PostgresRelationKind.relkinds_sql()  # every kind that is an asset
 _VIEWS = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if k.is_view)
 _TABLES = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if not k.is_view)
 
@@ -109,8 +109,8 @@ LIST_RELATIONS = text(
               AND d.refobjid IN (SELECT oid FROM locked)
         )) AS is_locked
     ) lk
-    WHERE c.relkind IN {_RELATIONS}
-      AND {_NOT_SYSTEM_SCHEMA}
+    WHERE c.relkind IN {RELATIONS}
+      AND {NOT_SYSTEM_SCHEMA}
     -- no ORDER BY: the reader sorts by (schema, name) (rows with view definitions spilled 14 MB
     -- at 50k tables); `name` sorts in the C collation, as Python compares str
     """
@@ -164,92 +164,8 @@ LIST_COLUMNS = text(
     LEFT JOIN enums ea ON ea.enumtypid = t.typelem
     LEFT JOIN enums ed ON ed.enumtypid = t.typbasetype
     WHERE a.attnum > 0 AND NOT a.attisdropped
-      AND c.relkind IN {_RELATIONS}
+      AND c.relkind IN {RELATIONS}
       AND n.nspname = ANY(:schemas)
-    """
-)
-
-# --- Privileges, for `dagster-postgres-connection check` (catalog/privileges.py) -------------
-# Each runs once per server or per database, whatever the number of objects. The has_*_privilege
-# functions answer for the connecting role, through role membership and PUBLIC grants.
-
-# The connecting role's attributes, and membership in the predefined roles that read or write
-# everything (looked up by name: they exist from PostgreSQL 14 on).
-ROLE_ATTRIBUTES = text(
-    """
-    SELECT
-        current_user AS role,
-        r.rolsuper AS is_superuser,
-        r.rolcreaterole AS can_create_role,
-        r.rolcreatedb AS can_create_database,
-        r.rolbypassrls AS bypasses_rls,
-        EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_write_all_data'
-                AND pg_has_role(current_user, g.oid, 'USAGE')) AS writes_all_data
-    FROM pg_roles r
-    WHERE r.rolname = current_user
-    """
-)
-
-# Every database of the server (pg_database is shared: any database answers for all).
-DATABASE_PRIVILEGES = text(
-    """
-    SELECT
-        datname AS name,
-        datistemplate AS is_template,
-        datallowconn AS allows_connections,
-        has_database_privilege(oid, 'CONNECT') AS can_connect,
-        has_database_privilege(oid, 'CREATE') AS can_create
-    FROM pg_database
-    ORDER BY datname
-    """
-)
-
-SCHEMA_PRIVILEGES = text(
-    f"""
-    SELECT
-        n.nspname AS schema,
-        pg_get_userbyid(n.nspowner) AS owner,
-        has_schema_privilege(n.oid, 'USAGE') AS has_usage,
-        has_schema_privilege(n.oid, 'CREATE') AS can_create
-    FROM pg_namespace n
-    WHERE {_NOT_SYSTEM_SCHEMA}
-    ORDER BY n.nspname
-    """
-)
-
-# Relations the reader syncs (r, p, v, m, f) plus sequences (S), with SELECT and write privileges.
-RELATION_PRIVILEGES = text(
-    f"""
-    SELECT
-        n.nspname AS schema,
-        c.relname AS name,
-        c.relkind AS relkind,
-        pg_get_userbyid(c.relowner) AS owner,
-        CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT')
-             ELSE has_table_privilege(c.oid, 'SELECT') END AS has_select,
-        CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'UPDATE')
-             ELSE has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') END AS can_write
-    FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE (c.relkind IN {_RELATIONS} OR c.relkind = 'S')  -- and sequences
-      AND {_NOT_SYSTEM_SCHEMA}
-    ORDER BY n.nspname, c.relname
-    """
-)
-
-# Default privileges that give the connecting role (directly, through a role it belongs to, or
-# through PUBLIC) SELECT on tables created later by `creator`; `schema` is NULL for entries
-# that apply to every schema.
-DEFAULT_SELECT_GRANTS = text(
-    """
-    SELECT DISTINCT pg_get_userbyid(d.defaclrole) AS creator, n.nspname AS schema
-    FROM pg_default_acl d
-    LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
-    CROSS JOIN LATERAL aclexplode(d.defaclacl) AS a
-    WHERE d.defaclobjtype = 'r'
-      AND a.privilege_type = 'SELECT'
-      AND CASE WHEN a.grantee = 0 THEN true
-               ELSE pg_has_role(current_user, a.grantee, 'USAGE') END
     """
 )
 
@@ -272,7 +188,7 @@ LIST_VIEW_DEPENDENCIES = text(
     JOIN pg_namespace n ON n.oid = v.relnamespace
     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
         AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid
-    JOIN pg_class r ON r.oid = d.refobjid AND r.relkind IN {_RELATIONS}
+    JOIN pg_class r ON r.oid = d.refobjid AND r.relkind IN {RELATIONS}
     JOIN pg_namespace rn ON rn.oid = r.relnamespace
     LEFT JOIN pg_attribute a ON d.refobjsubid > 0 AND a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
     WHERE n.nspname = ANY(:schemas)
@@ -296,7 +212,7 @@ LIST_INHERITANCE = text(
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_class p ON p.oid = i.inhparent
     JOIN pg_namespace pn ON pn.oid = p.relnamespace
-    WHERE {_NOT_SYSTEM_SCHEMA}
+    WHERE {NOT_SYSTEM_SCHEMA}
     ORDER BY n.nspname, c.relname, i.inhseqno
     """
 )

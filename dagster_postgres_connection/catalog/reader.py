@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from dagster_postgres_connection.access.readability import Readability
 from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog._gc import paused_gc
 from dagster_postgres_connection.catalog._log import get_dagster_logger
@@ -243,12 +244,11 @@ def _read_database_in_transaction(
         kind = PostgresRelationKind.from_relkind(row.relkind)
         if not select_relation(settings.filters, database, row.schema, row.name, kind):
             continue
-        # NULL privileges: dropped since our snapshot (has_*_privilege look it up as of now). It
-        # is kept as the snapshot saw it, so foreign keys and view deps pointing at it never dangle.
-        if row.has_usage is False:
+        readability = Readability.of(has_usage=row.has_usage, has_select=row.has_select)
+        if readability is Readability.NO_SCHEMA_USAGE:
             schemas_without_usage.add(row.schema)
             continue
-        if row.has_select is False:
+        if readability is Readability.NO_SELECT:
             skipped.append(
                 PostgresSkippedObject(
                     database=database, schema=row.schema, name=row.name,

@@ -5,9 +5,9 @@ from typing import Any
 
 import click
 
-from dagster_postgres_connection.catalog import grants
-from dagster_postgres_connection.catalog.privilege_check import PrivilegeReport, assess_privileges
-from dagster_postgres_connection.catalog.privileges import inspect_privileges
+from dagster_postgres_connection.access import grants
+from dagster_postgres_connection.access.findings import PrivilegeReport, assess_privileges
+from dagster_postgres_connection.access.privileges import inspect_privileges
 from dagster_postgres_connection.cli._config import (
     CliConnection,
     connection_options,

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import click
 from dagster_shared.record import record
 
-from dagster_postgres_connection.catalog.privileges import DatabaseInspection, inspect_privileges
+from dagster_postgres_connection.access.privileges import DatabaseInspection, inspect_privileges
+from dagster_postgres_connection.access.readability import Readability
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.selection import select_relation, select_schema
 from dagster_postgres_connection.cli._config import (
@@ -95,9 +96,9 @@ def build_preview_rows(connection: CliConnection, databases: Sequence[DatabaseIn
             status: Status
             if not decision:
                 status, rule = "excluded", decision.rule
-            elif not usage.get(relation.schema, False):
+            elif (readability := relation.readability(usage.get(relation.schema, False))) is Readability.NO_SCHEMA_USAGE:
                 status, rule = "skipped", f"role `{settings.username}` lacks USAGE on schema `{relation.schema}`"
-            elif not relation.has_select:
+            elif readability is Readability.NO_SELECT:
                 status, rule = "skipped", f"role `{settings.username}` lacks SELECT on it"
             elif table_name in asset_keys:
                 status, rule = "synced", decision.rule

@@ -11,8 +11,8 @@ from typing import Literal
 
 from dagster_shared.record import record
 
-from dagster_postgres_connection.catalog import grants
-from dagster_postgres_connection.catalog.privileges import (
+from dagster_postgres_connection.access import grants
+from dagster_postgres_connection.access.privileges import (
     DatabaseInspection,
     DatabasePrivileges,
     PrivilegeInspection,
@@ -20,6 +20,7 @@ from dagster_postgres_connection.catalog.privileges import (
     RoleAttributes,
     SchemaAccess,
 )
+from dagster_postgres_connection.access.readability import Readability
 from dagster_postgres_connection.catalog.selection import select_relation, select_schema
 from dagster_postgres_connection.config import PostgresConnectionSettings
 
@@ -143,9 +144,9 @@ def _database_findings(
         relations = [r for r in everything if r.kind is not None]
         sequences = [r for r in everything if r.kind is None]
         selected = [r for r in relations if _is_selected(settings, database, r)]
-        lacking = [r for r in selected if not r.has_select]
+        lacking = [r for r in selected if not r.has_select]  # to fix, whatever the schema's USAGE
         selected_count += len(selected)
-        readable_count += 0 if not schema.has_usage else len(selected) - len(lacking)
+        readable_count += sum(r.readability(schema.has_usage) is Readability.READABLE for r in selected)
 
         if not schema.has_usage:
             findings.append(

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dagster_shared.record import record
 from sqlalchemy import Connection
 
-from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.access import queries
+from dagster_postgres_connection.access.readability import Readability
 from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
@@ -68,6 +69,10 @@ class RelationAccess:
     def kind(self) -> PostgresRelationKind | None:
         """None for a sequence: sequences are granted, never synced."""
         return None if self.relkind == SEQUENCE_RELKIND else PostgresRelationKind.from_relkind(self.relkind)
+
+    def readability(self, schema_usage: bool) -> Readability:
+        """Whether the role can read it, given USAGE on its schema (`readability.py`'s rule)."""
+        return Readability.of(has_usage=schema_usage, has_select=self.has_select)
 
     @property
     def label(self) -> str:
