@@ -1,9 +1,10 @@
-"""The catalog snapshot: what was read from Postgres, serialized as the component's state.
+"""The catalog snapshot: what was read from Postgres, kept as the component's state.
 
-Records are frozen, type-checked at construction and stored with Dagster's serdes, so a field
-added later takes its default when an older snapshot is read. Every record name starts with
-`Postgres` because serdes storage names are global. (No `from __future__ import annotations`
-here: `@record` cannot resolve string annotations on Python 3.11.)
+Records are frozen and type-checked at construction. `codec.py` stores them as JSON rows with
+serdes' evolution rules (a field added later takes its default when a snapshot without it is
+read); they are also whitelisted for Dagster's serdes, whose storage names are global, hence the
+`Postgres` prefix of every record. (No `from __future__ import annotations` here: `@record`
+cannot resolve string annotations on Python 3.11.)
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,12 +13,11 @@ from enum import Enum
 
 from dagster_shared.record import record
 from dagster_shared.serdes import whitelist_for_serdes
-from dagster_shared.serdes.serdes import FieldSerializer
 from dagster_shared.utils.cached_method import cached_method
 
 # Bumped when a snapshot can no longer be read by this version; loading an older one asks for a re-sync.
 # 2: a relation's columns are stored as compact rows (`PostgresColumnsSerializer`).
-# 3: every record is a row, outside serdes (`codec.py`); formats 1 and 2 still load.
+# 3: every record is a row, outside serdes (`codec.py`); older formats ask for a re-sync.
 SNAPSHOT_FORMAT_VERSION = 3
 
 
@@ -111,7 +111,7 @@ class PostgresColumn:
     generation_expression: str | None = None
 
 
-# Field order of a format-2 column row, and of `queries.LIST_COLUMNS` after schema and relation.
+# Field order of `queries.LIST_COLUMNS` after schema and relation.
 COLUMN_FIELDS = (
     "name",
     "type",
@@ -124,47 +124,6 @@ COLUMN_FIELDS = (
     "generated",
     "generation_expression",
 )
-
-
-class PostgresColumnsSerializer(FieldSerializer):
-    """Stores `PostgresRelation.columns` as one JSON list per column, trailing defaults dropped.
-
-    With one serdes record per column, serdes walked ~150k objects key by key for a 10k-table
-    catalog (~4.6 s to write, ~3.5 s to read back). Rows of plain values go through `json` in C.
-    Unpacking also accepts the records of format 1 snapshots, which the JSON hook has already
-    turned into `PostgresColumn`s.
-    """
-
-    def pack(self, columns: Sequence["PostgresColumn"], whitelist_map: object, descent_path: str) -> list[list[object]]:  # type: ignore[override]
-        rows: list[list[object]] = []
-        for column in columns:
-            row = [
-                column.name,
-                column.type,
-                column.nullable,
-                column.default,
-                column.comment,
-                list(column.enum_labels),
-                column.domain_base_type,
-                column.identity,
-                column.generated,
-                column.generation_expression,
-            ]
-            while len(row) > 3 and (row[-1] is None or row[-1] == []):  # a default: None or no labels
-                row.pop()
-            rows.append(row)
-        return rows
-
-    def unpack(self, rows: Sequence[object], whitelist_map: object, context: object) -> list["PostgresColumn"]:  # type: ignore[override]
-        columns: list[PostgresColumn] = []
-        for row in rows:
-            if isinstance(row, PostgresColumn):  # format 1: one serdes record per column
-                columns.append(row)
-            elif isinstance(row, list):
-                columns.append(PostgresColumn(**dict(zip(COLUMN_FIELDS, row, strict=False))))
-            else:
-                raise TypeError(f"unexpected packed column: {type(row).__name__}")
-        return columns
 
 
 @whitelist_for_serdes
@@ -280,7 +239,7 @@ class PostgresForeignTable:
     table_options: Mapping[str, str] = {}
 
 
-@whitelist_for_serdes(field_serializers={"columns": PostgresColumnsSerializer})
+@whitelist_for_serdes
 @record
 class PostgresRelation:
     """A table, partitioned table, view, materialized view or foreign table, as read from the catalog."""

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dagster_shared.check import CheckError
-from dagster_shared.serdes import deserialize_value
-from dagster_shared.serdes.errors import DeserializationError
 
 from dagster_postgres_connection.catalog import codec
 from dagster_postgres_connection.catalog._gc import paused_gc
@@ -61,12 +59,15 @@ def load_snapshot(path: Path) -> PostgresCatalogSnapshot:
         raise PostgresSnapshotError(f"Cannot read the catalog snapshot `{path}`: {error}. {REFRESH_HINT}") from None
     try:
         document = json.loads(text)
-        if codec.is_format_3(document):
-            _refuse_newer(path, int(document["format_version"]))
-            snapshot = codec.loads(document)
-        else:  # formats 1 and 2: Dagster serdes
-            snapshot = deserialize_value(text, PostgresCatalogSnapshot)
-    except (DeserializationError, CheckError, ValueError, TypeError, KeyError, IndexError) as error:
+        if not codec.is_format_3(document):
+            # The snapshot is a cache of the catalog: an older format is read again, not converted.
+            raise PostgresSnapshotError(
+                f"The catalog snapshot `{path}` was written in an older format by an earlier version "
+                f"of dagster-postgres-connection. {REFRESH_HINT}"
+            )
+        _refuse_newer(path, int(document["format_version"]))
+        snapshot = codec.loads(document)
+    except (CheckError, ValueError, TypeError, KeyError, IndexError) as error:
         raise PostgresSnapshotError(
             f"The catalog snapshot `{path}` is corrupt or was written by an incompatible version "
             f"of dagster-postgres-connection ({type(error).__name__}). {REFRESH_HINT}"

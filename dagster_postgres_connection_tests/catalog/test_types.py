@@ -15,7 +15,8 @@ from dagster_postgres_connection.catalog.models import (
     SNAPSHOT_FORMAT_VERSION,
     PostgresCatalogSnapshot,
 )
-from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
+from dagster_postgres_connection.catalog.state import REFRESH_HINT, load_snapshot, write_snapshot
+from dagster_postgres_connection.errors import PostgresSnapshotError
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.catalog.helpers import (
     database_with,
@@ -67,7 +68,7 @@ def snapshot_fixture(typed: PgTarget) -> PostgresCatalogSnapshot:
     return read(typed)
 
 
-def test_snapshot_round_trips_and_formats_1_and_2_still_load(
+def test_snapshot_round_trips_and_older_formats_ask_for_a_resync(
     snapshot: PostgresCatalogSnapshot, tmp_path: Path
 ) -> None:
     # Every column field is exercised here: enums, domains, identity, generated, comments, defaults.
@@ -90,32 +91,15 @@ def test_snapshot_round_trips_and_formats_1_and_2_still_load(
     assert any(c.enum_labels for r in snapshot.relations() for c in r.columns)
     assert any(c.generation_expression for r in snapshot.relations() for c in r.columns)
 
-    # Format 2 (Dagster serdes, columns as rows), as earlier versions wrote it, loads the same.
-    format2_text = serialize_value(snapshot).replace(
-        f'"format_version": {SNAPSHOT_FORMAT_VERSION}', '"format_version": 2'
+    # Older formats (Dagster serdes, as earlier versions wrote them) are a cache to read again.
+    older = tmp_path / "format2.json"
+    older.write_text(serialize_value(snapshot).replace(f'"format_version": {SNAPSHOT_FORMAT_VERSION}', '"format_version": 2'))
+    with pytest.raises(PostgresSnapshotError) as raised:
+        load_snapshot(older)
+    assert str(raised.value) == (
+        f"The catalog snapshot `{older}` was written in an older format by an earlier version of "
+        f"dagster-postgres-connection. {REFRESH_HINT}"
     )
-    (tmp_path / "format2.json").write_text(format2_text)
-    format2 = load_snapshot(tmp_path / "format2.json")
-    assert format2.format_version == 2
-    assert fields(format2) == fields(snapshot)
-    assert serialize_value(list(format2.relations())) == serialize_value(list(snapshot.relations()))
-
-    # And format 1 (one serdes record per column).
-    data = json.loads(format2_text)
-    data["format_version"] = 1
-    for database in data["databases"]:
-        for rel in database["relations"]:
-            rel["columns"] = [
-                {"__class__": "PostgresColumn", **dict.fromkeys(COLUMN_FIELDS), "enum_labels": [],
-                 **dict(zip(COLUMN_FIELDS, row, strict=False))}
-                for row in rel["columns"]
-            ]
-    old = tmp_path / "format1.json"
-    old.write_text(json.dumps(data))
-    format1 = load_snapshot(old)
-    assert format1.format_version == 1
-    assert fields(format1) == fields(snapshot)
-    assert serialize_value(list(format1.relations())) == serialize_value(list(snapshot.relations()))
 
 
 def columns_of(spec: dg.AssetSpec) -> dict[str, dg.TableColumn]:
