@@ -1,7 +1,7 @@
 """Everything about a relation beyond its columns and keys, read in a fixed number of statements.
 
-The reader calls `read_relation_details` once per database and merges the result into each
-`PostgresRelation`: view dependencies and column lineage (`lineage.py`), partitions and
+The reader calls `read_relation_details` once per database and builds each `PostgresRelation`
+with what it returns (`RelationDetails`): view dependencies and column lineage (`lineage.py`), partitions and
 inheritance (`partitions.py`), indexes, check and exclusion constraints, and foreign tables.
 Column details (enum labels, domain base types, identity, generated expressions) come with
 the column query itself (`queries.LIST_COLUMNS`).
@@ -11,6 +11,7 @@ import operator
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -25,9 +26,10 @@ from dagster_postgres_connection.catalog.models import (
     PostgresConstraint,
     PostgresForeignTable,
     PostgresIndex,
+    PostgresRelationRef,
     RelationName,
 )
-from dagster_postgres_connection.catalog.partitions import PartitionTree
+from dagster_postgres_connection.catalog.partitions import PartitionPlacement, PartitionTree
 
 # The order the statements' ORDER BY gave before the server stopped sorting (spills at 50k tables):
 # `name` columns sort in the C collation, which is how Python compares str.
@@ -38,14 +40,27 @@ _SECRET_OPTION = re.compile(r"pass|secret|token|credential|key", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 
+@dataclass
+class RelationDetails:
+    """One relation's fields beyond its `LIST_RELATIONS` row, columns and keys."""
+
+    placement: PartitionPlacement
+    indexes: list[PostgresIndex] = field(default_factory=list)
+    check_constraints: list[PostgresConstraint] = field(default_factory=list)
+    exclusion_constraints: list[PostgresConstraint] = field(default_factory=list)
+    foreign_table: PostgresForeignTable | None = None
+    deps: list[PostgresRelationRef] = field(default_factory=list)  # views: what they read
+    column_lineage: list[PostgresColumnLineage] = field(default_factory=list)
+
+
 def read_relation_details(
     conn: Connection,
     relation_rows: Sequence[Any],
     selected: Iterable[RelationName],
     columns: Callable[[], Mapping[RelationName, Sequence[PostgresColumn]]],
     views: ViewLineageJob,
-) -> dict[RelationName, dict[str, Any]]:
-    """Extra `PostgresRelation` fields for each selected relation.
+) -> dict[RelationName, "RelationDetails"]:
+    """What each selected relation's record holds beyond its row, columns and keys.
 
     Args:
         relation_rows: Every row of `queries.LIST_RELATIONS`, selected or not: partitions of a
@@ -65,14 +80,20 @@ def read_relation_details(
     sources_by_view = views.column_sources()
     columns_by_key = columns()
 
-    details: dict[RelationName, dict[str, Any]] = {}
+    details: dict[RelationName, RelationDetails] = {}
     for key in selected:
-        fields = tree.relation_fields(key)
+        relation = RelationDetails(
+            placement=tree.placement(key),
+            indexes=indexes.get(key, []),
+            check_constraints=check_constraints.get(key, []),
+            exclusion_constraints=exclusion_constraints.get(key, []),
+            foreign_table=foreign_tables.get(key),
+        )
         if key in dependencies:
-            fields["deps"] = [tree.ref(ref) for ref in dependencies[key].relations]
+            relation.deps = [tree.ref(ref) for ref in dependencies[key].relations]
             sources = sources_by_view.get(key, {})
             # In the view's column order; sqlglot's names for unnamed expressions drop out here.
-            fields["column_lineage"] = [
+            relation.column_lineage = [
                 PostgresColumnLineage(
                     column=column.name,
                     inputs=[
@@ -83,16 +104,7 @@ def read_relation_details(
                 for column in columns_by_key.get(key, ())
                 if column.name in sources
             ]
-        for name, values in (
-            ("indexes", indexes),
-            ("check_constraints", check_constraints),
-            ("exclusion_constraints", exclusion_constraints),
-        ):
-            if key in values:
-                fields[name] = values[key]
-        if key in foreign_tables:
-            fields["foreign_table"] = foreign_tables[key]
-        details[key] = fields
+        details[key] = relation
     return details
 
 

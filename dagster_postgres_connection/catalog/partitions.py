@@ -17,6 +17,7 @@ an unselected schema (or are filtered out) still counts them.
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -31,6 +32,19 @@ from dagster_postgres_connection.catalog.models import (
 
 # `pg_get_partkeydef`: `RANGE (payment_date)`, `LIST (lower(region))`, `HASH (id, kind)`.
 _PARTITION_KEY = re.compile(r"^(?P<strategy>\w+)\s*\((?P<key>.*)\)$", re.DOTALL)
+
+
+@dataclass
+class PartitionPlacement:
+    """What partitioning and inheritance add to one relation's record."""
+
+    partition_of: PostgresRelationRef | None = None
+    partition_bound: str | None = None
+    partitioning: PostgresPartitioning | None = None
+    # A partitioned root has no storage: its leaves' sums replace its own (NULL) estimate and size.
+    summed_row_estimate: int | None = None
+    summed_size_bytes: int | None = None
+    inherits_from: list[PostgresRelationRef] = field(default_factory=list)
 
 
 class PartitionTree:
@@ -70,24 +84,24 @@ class PartitionTree:
             schema=key[0], name=key[1], root_schema=root[0] if root else None, root_name=root[1] if root else None
         )
 
-    def relation_fields(self, key: RelationName) -> dict[str, Any]:
-        """Extra `PostgresRelation` fields for `key` (overriding the reader's size and row estimate for a root)."""
-        fields: dict[str, Any] = {}
+    def placement(self, key: RelationName) -> "PartitionPlacement":
+        """Where `key` stands among partitions and inheritance: its parent and bound if it is a
+        partition; its partitions, summed row estimate and size if it is a partitioned root."""
+        placement = PartitionPlacement()
         if key in self._parent:
-            fields["partition_of"] = self.ref(self._parent[key])
-            fields["partition_bound"] = self._rows[key].partition_bound if key in self._rows else None
+            placement.partition_of = self.ref(self._parent[key])
+            placement.partition_bound = self._rows[key].partition_bound if key in self._rows else None
         elif key in self._rows and self._rows[key].partition_key is not None:
             partitions = list(self._descendants(key, level=1))
-            fields["partitioning"] = PostgresPartitioning(
+            placement.partitioning = PostgresPartitioning(
                 **_parse_partition_key(self._rows[key].partition_key), partitions=partitions
             )
             leaves = [p for p in partitions if p.is_leaf]
-            fields["row_estimate"] = _sum(p.row_estimate for p in leaves)
-            fields["size_bytes"] = _sum(p.size_bytes for p in leaves)
-            fields["size_is_estimate"] = True
+            placement.summed_row_estimate = _sum(p.row_estimate for p in leaves)
+            placement.summed_size_bytes = _sum(p.size_bytes for p in leaves)
         if key in self._inherits:
-            fields["inherits_from"] = [self.ref(parent) for parent in self._inherits[key]]
-        return fields
+            placement.inherits_from = [self.ref(parent) for parent in self._inherits[key]]
+        return placement
 
     def _descendants(self, key: RelationName, level: int) -> Iterable[PostgresPartition]:
         for child in self._children.get(key, ()):

@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -40,7 +41,11 @@ from dagster_postgres_connection.catalog.connection import (
     execute_despite_drops,
     stream_despite_drops,
 )
-from dagster_postgres_connection.catalog.details import BY_RELATION_AND_NAME, read_relation_details
+from dagster_postgres_connection.catalog.details import (
+    BY_RELATION_AND_NAME,
+    RelationDetails,
+    read_relation_details,
+)
 from dagster_postgres_connection.catalog.fingerprint import read_fingerprint
 from dagster_postgres_connection.catalog.lineage import view_lineage_in_background
 from dagster_postgres_connection.catalog.models import (
@@ -285,8 +290,7 @@ def _read_database_in_transaction(
                 )
         finally:
             builder.close()
-        constraints = _read_keys(conn, schemas)
-        constraints.foreign_keys.update(_read_foreign_keys(conn, schemas))
+        keys = _read_keys(conn, schemas)
         details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
         columns = builder.result()
     # Last: it also tells whether a statement above left a locked relation's details out.
@@ -298,7 +302,7 @@ def _read_database_in_transaction(
     relations = []
     for key in list(rows_by_key):
         row = rows_by_key.pop(key)
-        relations.append(_build_relation(database, row, columns.pop(key, ()), constraints, key, details.pop(key)))
+        relations.append(_build_relation(database, row, columns.pop(key, ()), keys.pop(key, RelationKeys()), key, details.pop(key)))
     database_record = PostgresDatabase(
         name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint
     )
@@ -316,62 +320,54 @@ def _warn_about_locked(database: str, rows_by_key: Mapping[RelationName, Any]) -
             )
 
 
-class _Constraints:
-    """Primary and unique keys from `LIST_KEYS`, foreign keys from `LIST_FOREIGN_KEYS`, by (schema, name)."""
+@dataclass
+class RelationKeys:
+    """A relation's primary key, unique constraints and foreign keys, as records."""
 
-    def __init__(self) -> None:
-        # Keyed like the Inspector's get_multi_* results, always with the schema.
-        self.primary_keys: dict[tuple[str | None, str], Any] = {}
-        self.foreign_keys: dict[tuple[str | None, str], Any] = {}
-        self.unique_constraints: dict[tuple[str | None, str], Any] = {}
-
-
-def _read_keys(conn: Connection, schemas: Sequence[str]) -> _Constraints:
-    """Primary keys and unique constraints in the Inspector's shape, one statement for all schemas."""
-    constraints = _Constraints()
-    if schemas:
-        rows = conn.execute(queries.LIST_KEYS, {"schemas": list(schemas)}).all()
-        for row in sorted(rows, key=BY_RELATION_AND_NAME):  # the statement leaves the order to us
-            key = (row.schema, row.relation)
-            if row.type == "p":
-                constraints.primary_keys[key] = {"name": row.name, "constrained_columns": list(row.columns)}
-            else:
-                constraints.unique_constraints.setdefault(key, []).append(
-                    {"name": row.name, "column_names": list(row.columns)}
-                )
-    return constraints
+    primary_key_name: str | None = None
+    primary_key: list[str] = field(default_factory=list)
+    unique_constraints: list[PostgresUniqueConstraint] = field(default_factory=list)
+    foreign_keys: list[PostgresForeignKey] = field(default_factory=list)
 
 
-def _read_foreign_keys(conn: Connection, schemas: Sequence[str]) -> dict[tuple[str | None, str], Any]:
-    """Foreign keys in the Inspector's shape, from the snapshot alone (see queries.LIST_FOREIGN_KEYS)."""
-    foreign_keys: dict[tuple[str | None, str], Any] = defaultdict(list)
-    if schemas:
-        rows = conn.execute(queries.LIST_FOREIGN_KEYS, {"schemas": list(schemas)}).all()
-        for row in sorted(rows, key=BY_RELATION_AND_NAME):
-            foreign_keys[(row.schema, row.relation)].append(
-                {
-                    "name": row.name,
-                    "constrained_columns": list(row.columns),
-                    "referred_schema": row.referred_schema,
-                    "referred_table": row.referred_table,
-                    "referred_columns": list(row.referred_columns),
-                }
+def _read_keys(conn: Connection, schemas: Sequence[str]) -> dict[RelationName, RelationKeys]:
+    """Every relation's keys: `LIST_KEYS` (primary, unique) and `LIST_FOREIGN_KEYS`, one
+    statement each for all schemas. The statements leave the order to us: by relation, then name."""
+    keys: dict[RelationName, RelationKeys] = defaultdict(RelationKeys)
+    if not schemas:
+        return keys
+    for row in sorted(conn.execute(queries.LIST_KEYS, {"schemas": list(schemas)}), key=BY_RELATION_AND_NAME):
+        relation = keys[(row.schema, row.relation)]
+        if row.type == "p":
+            relation.primary_key_name, relation.primary_key = row.name, list(row.columns)
+        else:
+            relation.unique_constraints.append(PostgresUniqueConstraint(name=row.name, columns=list(row.columns)))
+    for row in sorted(conn.execute(queries.LIST_FOREIGN_KEYS, {"schemas": list(schemas)}), key=BY_RELATION_AND_NAME):
+        keys[(row.schema, row.relation)].foreign_keys.append(
+            PostgresForeignKey(
+                name=row.name,
+                columns=list(row.columns),
+                referred_schema=row.referred_schema,
+                referred_table=row.referred_table,
+                referred_columns=list(row.referred_columns),
             )
-    return foreign_keys
+        )
+    return keys
 
 
 def _build_relation(
     database: str,
     row: Any,
     columns: Sequence[PostgresColumn],
-    constraints: _Constraints,
+    keys: RelationKeys,
     key: RelationName,
-    details: Mapping[str, Any],
+    details: RelationDetails,
 ) -> PostgresRelation:
-    """`details` (from `details.py`) come last: they may replace a partitioned root's size and row estimate."""
+    """The record, from its `LIST_RELATIONS` row, columns, keys and details."""
     schema, name = key
-    primary_key = constraints.primary_keys.pop(key, None) or {}
-    fields: dict[str, Any] = dict(
+    placement = details.placement
+    is_root = placement.partitioning is not None
+    return PostgresRelation(
         database=database,
         schema=schema,
         name=name,
@@ -379,25 +375,23 @@ def _build_relation(
         columns=list(columns),
         owner=row.owner,
         comment=row.comment,
-        row_estimate=row.row_estimate,
-        size_bytes=row.size_bytes,
-        size_is_estimate=row.size_bytes is not None,
-        primary_key_name=primary_key.get("name"),
-        primary_key=list(primary_key.get("constrained_columns") or ()),
-        foreign_keys=[
-            PostgresForeignKey(
-                name=fk.get("name") or "",
-                columns=list(fk["constrained_columns"]),
-                referred_schema=fk.get("referred_schema") or schema,
-                referred_table=fk["referred_table"],
-                referred_columns=list(fk["referred_columns"]),
-            )
-            for fk in constraints.foreign_keys.pop(key, ())
-        ],
-        unique_constraints=[
-            PostgresUniqueConstraint(name=uc.get("name") or "", columns=list(uc["column_names"]))
-            for uc in constraints.unique_constraints.pop(key, ())
-        ],
+        # A partitioned root has no storage of its own: its leaves' sums stand for it.
+        row_estimate=placement.summed_row_estimate if is_root else row.row_estimate,
+        size_bytes=placement.summed_size_bytes if is_root else row.size_bytes,
+        size_is_estimate=is_root or row.size_bytes is not None,
+        primary_key_name=keys.primary_key_name,
+        primary_key=keys.primary_key,
+        foreign_keys=keys.foreign_keys,
+        unique_constraints=keys.unique_constraints,
         view_definition=row.view_definition,
+        deps=details.deps,
+        column_lineage=details.column_lineage,
+        indexes=details.indexes,
+        check_constraints=details.check_constraints,
+        exclusion_constraints=details.exclusion_constraints,
+        partitioning=placement.partitioning,
+        partition_of=placement.partition_of,
+        partition_bound=placement.partition_bound,
+        inherits_from=placement.inherits_from,
+        foreign_table=details.foreign_table,
     )
-    return PostgresRelation(**{**fields, **details})
