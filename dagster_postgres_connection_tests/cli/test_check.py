@@ -178,15 +178,18 @@ def test_check_without_argument_in_a_project_uses_its_connection(
     pagila: PgTarget, run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    created = run_cli("init", "dpc_found_prod", "--host", pagila.host, "--port", str(pagila.port),
+    # A name per run: the project's module stays imported in this process after a run on
+    # another server version, and `init` refuses a name that clashes with an importable module.
+    name = f"dpc_found_{pagila.database}_{pagila.port}"
+    created = run_cli("init", name, "--host", pagila.host, "--port", str(pagila.port),
                       "--username", pagila.user, "-d", pagila.database, "--password-env-var", PASSWORD_ENV)
     assert created.exit_code == 0, created.output
-    monkeypatch.chdir(tmp_path / "dpc_found_prod" / "src")  # anywhere inside the project
+    monkeypatch.chdir(tmp_path / name / "src")  # anywhere inside the project
 
     result = run_cli("check")
     assert result.exit_code == 0, result.output
-    assert "Using dpc_found_prod/defs/dpc_found_prod/defs.yaml (the connection of this project)" in result.output
-    assert "Checking role `dagster_reader` on" in result.output and "for connection `dpc_found_prod`" in result.output
+    assert f"Using {name}/defs/{name}/defs.yaml (the connection of this project)" in result.output
+    assert "Checking role `dagster_reader` on" in result.output and f"for connection `{name}`" in result.output
     assert "PGPASSWORD" not in result.output
 
 

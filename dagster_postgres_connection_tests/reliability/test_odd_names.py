@@ -10,11 +10,11 @@ import pytest
 from psycopg2 import sql
 
 from dagster_postgres_connection import build_postgres_connection_defs
+from dagster_postgres_connection.access.grants import quote_ident
 from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
 )
-from dagster_postgres_connection.access.grants import quote_ident
 from dagster_postgres_connection.observe.queries import row_counts
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.reliability.conftest import PASSWORD_ENV, SettingsFactory
