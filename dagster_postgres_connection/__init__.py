@@ -42,13 +42,15 @@ if TYPE_CHECKING:
     from dagster_postgres_connection.linking import (
         link_to_existing_assets as link_to_existing_assets,
     )
+    from dagster_postgres_connection.metadata import (
+        PostgresMetadataSet as PostgresMetadataSet,
+    )
     from dagster_postgres_connection.observe.config import (
         PostgresProfilingSettings as PostgresProfilingSettings,
         PostgresSyncSettings as PostgresSyncSettings,
     )
     from dagster_postgres_connection.translator import (
         DagsterPostgresTranslator as DagsterPostgresTranslator,
-        PostgresMetadataSet as PostgresMetadataSet,
         PostgresRelationProps as PostgresRelationProps,
     )
 

@@ -22,7 +22,7 @@ from dagster import (
 from dagster._core.definitions.metadata import TableMetadataSet
 from dagster_shared.record import replace
 
-from dagster_postgres_connection.translator import PostgresMetadataSet
+from dagster_postgres_connection.metadata import PostgresMetadataSet
 
 _OUR_MARKER = f"{PostgresMetadataSet.namespace()}/relation_kind"
 _COLUMN_LINEAGE = "dagster/column_lineage"

@@ -131,13 +131,3 @@ def _parse_partition_key(definition: str | None) -> dict[str, str]:
 def _sum(values: Iterable[int | None]) -> int | None:
     present = [v for v in values if v is not None]
     return sum(present) if present else None
-
-
-def summarize_bounds(partitioning: PostgresPartitioning, limit: int = 20) -> str:
-    """One line per partition (indented by level); beyond `limit`, the first and last halves."""
-    lines = [f"{'  ' * (p.level - 1)}{p.name}: {p.bound}" for p in partitioning.partitions]
-    if len(lines) <= limit:
-        return "\n".join(lines)
-    half = limit // 2
-    return "\n".join([*lines[:half], f"... {len(lines) - 2 * half} more ...", *lines[-half:]])
-

@@ -211,7 +211,7 @@ def test_uri_and_owner_mapping(pagila: PgTarget) -> None:
 
 
 def test_uri_of_a_unix_socket(pagila: PgTarget) -> None:
-    from dagster_postgres_connection.object_metadata import postgres_uri
+    from dagster_postgres_connection.metadata import postgres_uri
 
     assert postgres_uri("/var/run/postgresql", 5432, "pagila") == "postgresql://%2Fvar%2Frun%2Fpostgresql:5432/pagila"
     assert postgres_uri("::1", 5432, "my db") == "postgresql://[::1]:5432/my%20db"
