@@ -1,4 +1,5 @@
-"""Every raw pg_catalog statement we issue, named and written once.
+"""Every pg_catalog statement of the catalog read, named and written once (the access room's
+are in `access/queries.py`, the fingerprint's in `fingerprint.py`).
 
 They stand in for SQLAlchemy's Inspector where it has no batched call or its batched calls cost
 more (`get_multi_*` sends statements per schema; keys come from `LIST_KEYS` instead):
@@ -42,7 +43,7 @@ _LOCKED_RELATIONS_CTE = """
             OFFSET 0  -- not flattened: the flag below is set only when a lock is held
         ) held
         -- Something may be left out of this read: its fingerprint must not vouch for it
-        -- (CATALOG_FINGERPRINT reads the flag at the end of the transaction).
+        -- (fingerprint.CATALOG_FINGERPRINT reads the flag at the end of the transaction).
         WHERE set_config('dpc.catalog_incomplete', 'on', true) IS NOT NULL
         UNION
         SELECT unnest(CAST(:vanished AS oid[]))
@@ -170,7 +171,7 @@ LIST_COLUMNS = text(
 )
 
 # --- The full object model: lineage, partitions, indexes, constraints, foreign tables --------
-# (catalog/lineage.py, catalog/partitions.py, catalog/objects.py). One statement each per database.
+# (catalog/lineage.py, catalog/partitions.py, catalog/details.py). One statement each per database.
 
 # What every view and materialized view reads, from the dependencies Postgres records for its
 # rewrite rule: one row per relation read (`column` NULL) and per column read. Functions,
@@ -372,105 +373,5 @@ LIST_FOREIGN_TABLES = text(
     JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
     WHERE n.nspname = ANY(:schemas)
     ORDER BY n.nspname, c.relname
-    """
-)
-
-# --- Has anything changed since the last snapshot? (catalog/fingerprint.py) ------------------
-
-
-def _row_hashes(catalog: str, identity: str, where: str = "") -> str:
-    """One 64-bit hash per row of `catalog`: its xmin (new on every insert and update), seeded
-    with the catalog and the row's identity, so the same (identity, xmin) in two catalogs differs."""
-    return f"""SELECT hashtextextended(xmin::text, ('{catalog}'::regclass::oid::bigint << 40) # ({identity})) AS h
-        FROM {catalog} {where}"""
-
-
-# Objects created by users (OIDs from FirstNormalObjectId on: nothing initdb made) outside
-# temporary schemas. No join with the set of user relations: at 50k tables hashing its 143k
-# OIDs for each catalog spilled to disk; the temporary relations to rule out are few.
-def _user_object(oid: str, namespace: str | None = None) -> str:
-    return f"WHERE {oid} >= 16384 AND {oid} NOT IN (SELECT oid FROM temp_rel)" if namespace is None else (
-        f"WHERE {oid} >= 16384 AND {namespace} NOT IN (SELECT oid FROM temp_ns)"
-    )
-
-
-# A checksum of every catalog row a snapshot is built from, for objects of users (temporary ones
-# excluded: they churn): relations with their in-place counters (reltuples, relpages, also of
-# TOAST tables and indexes), columns, defaults, keys and constraints, indexes, view rules,
-# comments, types and enum labels, inheritance and partitioning, foreign tables, plus the names
-# deparsing prints (functions, operators, collations, operator classes, text search objects,
-# roles) and what decides readability (ACLs live in the pg_class/pg_namespace rows; role
-# attributes and memberships). Order-free (a sum of hashes: no sort). All of it reads the
-# transaction's snapshot, whichever statement of the transaction runs it.
-CATALOG_FINGERPRINT = text(
-    f"""
-    WITH temp_ns AS MATERIALIZED (
-        SELECT oid FROM pg_namespace WHERE nspname LIKE 'pg\\_temp\\_%' OR nspname LIKE 'pg\\_toast\\_temp\\_%'
-    ),
-    temp_rel AS MATERIALIZED (
-        SELECT oid FROM pg_class WHERE relnamespace IN (SELECT oid FROM temp_ns)
-    ),
-    hashes AS (
-        -- every schema but temporary ones (`public` predates user objects)
-        {_row_hashes("pg_namespace", "oid::bigint", "WHERE oid NOT IN (SELECT oid FROM temp_ns)")}
-        UNION ALL
-        SELECT hashtextextended(concat_ws(',', xmin, relpages, reltuples), oid::bigint) FROM pg_class
-        {_user_object("oid", "relnamespace")}
-        UNION ALL
-        {_row_hashes("pg_attribute", "attrelid::bigint << 16 | attnum", _user_object("attrelid") + " AND attnum > 0")}
-        UNION ALL
-        {_row_hashes("pg_attrdef", "oid::bigint", _user_object("adrelid"))}
-        UNION ALL
-        {_row_hashes("pg_index", "indexrelid::bigint", _user_object("indrelid"))}
-        UNION ALL
-        {_row_hashes("pg_rewrite", "oid::bigint", _user_object("ev_class"))}
-        UNION ALL
-        {_row_hashes("pg_constraint", "oid::bigint", _user_object("oid", "connamespace"))}
-        UNION ALL
-        {_row_hashes("pg_type", "oid::bigint", _user_object("oid", "typnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_description", "objoid::bigint << 24 # classoid::bigint << 8 # objsubid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_enum", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_inherits", "inhrelid::bigint << 8 # inhparent::bigint # inhseqno::bigint")}
-        UNION ALL
-        {_row_hashes("pg_partitioned_table", "partrelid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_foreign_table", "ftrelid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_foreign_server", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_foreign_data_wrapper", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_am", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_proc", "oid::bigint", _user_object("oid", "pronamespace"))}
-        UNION ALL
-        {_row_hashes("pg_operator", "oid::bigint", _user_object("oid", "oprnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_collation", "oid::bigint", _user_object("oid", "collnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_opclass", "oid::bigint", _user_object("oid", "opcnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_ts_config", "oid::bigint", _user_object("oid", "cfgnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_ts_dict", "oid::bigint", _user_object("oid", "dictnamespace"))}
-        UNION ALL
-        -- pg_authid is not readable by the role: pg_roles shows what decides ownership names
-        -- and privileges (superuser, inheritance), and pg_auth_members the memberships.
-        SELECT hashtextextended(concat_ws(',', rolname, rolsuper, rolinherit), oid::bigint) FROM pg_roles
-        UNION ALL
-        SELECT hashtextextended(m::text, m.xmin::text::bigint) FROM pg_auth_members m
-    )
-    SELECT
-        count(*) AS row_count,
-        sum(h) AS checksum,
-        current_setting('server_version') AS server_version,
-        current_setting('search_path') AS search_path,
-        current_user AS role,
-        -- set by _LOCKED_RELATIONS_CTE when a statement of this transaction skipped a locked relation
-        COALESCE(current_setting('dpc.catalog_incomplete', true), '') = 'on' AS incomplete
-    FROM hashes
     """
 )
