@@ -102,6 +102,32 @@ def _user_object(oid: str, namespace: str | None = None) -> str:
     )
 
 
+# Catalogs hashed row by row: (catalog, the row's identity, which rows).
+_HASHED_CATALOGS = (
+    ("pg_attribute", "attrelid::bigint << 16 | attnum", _user_object("attrelid") + " AND attnum > 0"),
+    ("pg_attrdef", "oid::bigint", _user_object("adrelid")),
+    ("pg_index", "indexrelid::bigint", _user_object("indrelid")),
+    ("pg_rewrite", "oid::bigint", _user_object("ev_class")),
+    ("pg_constraint", "oid::bigint", _user_object("oid", "connamespace")),
+    ("pg_type", "oid::bigint", _user_object("oid", "typnamespace")),
+    ("pg_description", "objoid::bigint << 24 # classoid::bigint << 8 # objsubid::bigint", ""),
+    ("pg_enum", "oid::bigint", ""),
+    ("pg_inherits", "inhrelid::bigint << 8 # inhparent::bigint # inhseqno::bigint", ""),
+    ("pg_partitioned_table", "partrelid::bigint", ""),
+    ("pg_foreign_table", "ftrelid::bigint", ""),
+    ("pg_foreign_server", "oid::bigint", ""),
+    ("pg_foreign_data_wrapper", "oid::bigint", ""),
+    ("pg_am", "oid::bigint", ""),
+    ("pg_proc", "oid::bigint", _user_object("oid", "pronamespace")),
+    ("pg_operator", "oid::bigint", _user_object("oid", "oprnamespace")),
+    ("pg_collation", "oid::bigint", _user_object("oid", "collnamespace")),
+    ("pg_opclass", "oid::bigint", _user_object("oid", "opcnamespace")),
+    ("pg_ts_config", "oid::bigint", _user_object("oid", "cfgnamespace")),
+    ("pg_ts_dict", "oid::bigint", _user_object("oid", "dictnamespace")),
+)
+_HASHED_CATALOG_ROWS = "\n        UNION ALL\n        ".join(_row_hashes(*catalog) for catalog in _HASHED_CATALOGS)
+
+
 # A checksum of every catalog row a snapshot is built from, for objects of users (temporary ones
 # excluded: they churn): relations with their in-place counters (reltuples, relpages, also of
 # TOAST tables and indexes), columns, defaults, keys and constraints, indexes, view rules,
@@ -125,45 +151,7 @@ CATALOG_FINGERPRINT = text(
         SELECT hashtextextended(concat_ws(',', xmin, relpages, reltuples), oid::bigint) FROM pg_class
         {_user_object("oid", "relnamespace")}
         UNION ALL
-        {_row_hashes("pg_attribute", "attrelid::bigint << 16 | attnum", _user_object("attrelid") + " AND attnum > 0")}
-        UNION ALL
-        {_row_hashes("pg_attrdef", "oid::bigint", _user_object("adrelid"))}
-        UNION ALL
-        {_row_hashes("pg_index", "indexrelid::bigint", _user_object("indrelid"))}
-        UNION ALL
-        {_row_hashes("pg_rewrite", "oid::bigint", _user_object("ev_class"))}
-        UNION ALL
-        {_row_hashes("pg_constraint", "oid::bigint", _user_object("oid", "connamespace"))}
-        UNION ALL
-        {_row_hashes("pg_type", "oid::bigint", _user_object("oid", "typnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_description", "objoid::bigint << 24 # classoid::bigint << 8 # objsubid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_enum", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_inherits", "inhrelid::bigint << 8 # inhparent::bigint # inhseqno::bigint")}
-        UNION ALL
-        {_row_hashes("pg_partitioned_table", "partrelid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_foreign_table", "ftrelid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_foreign_server", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_foreign_data_wrapper", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_am", "oid::bigint")}
-        UNION ALL
-        {_row_hashes("pg_proc", "oid::bigint", _user_object("oid", "pronamespace"))}
-        UNION ALL
-        {_row_hashes("pg_operator", "oid::bigint", _user_object("oid", "oprnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_collation", "oid::bigint", _user_object("oid", "collnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_opclass", "oid::bigint", _user_object("oid", "opcnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_ts_config", "oid::bigint", _user_object("oid", "cfgnamespace"))}
-        UNION ALL
-        {_row_hashes("pg_ts_dict", "oid::bigint", _user_object("oid", "dictnamespace"))}
+        {_HASHED_CATALOG_ROWS}
         UNION ALL
         -- pg_authid is not readable by the role: pg_roles shows what decides ownership names
         -- and privileges (superuser, inheritance), and pg_auth_members the memberships.
