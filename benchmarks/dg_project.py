@@ -8,6 +8,7 @@ server, not through the Python factory (benchmarks/README.md, "Component path â‰
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -55,13 +56,22 @@ class DgProject:
         """Where the component reads its snapshot (LOCAL_FILESYSTEM state).
 
         Dagster finds it by importing the project's defs module, so `src` goes on `sys.path`
-        first when it is not there yet.
+        first, and a module of that name imported before (the same module name at another size,
+        in another folder) is forgotten: otherwise the path would point into that older project,
+        and this one's loads would find no snapshot and read Postgres.
         """
         from dagster.components.utils.project_paths import get_local_state_path
 
-        if str(self.src) not in sys.path:
-            sys.path.insert(0, str(self.src))
-        return get_local_state_path(self.state_key, self.root)
+        for name in [m for m in sys.modules if m == self.module or m.startswith(f"{self.module}.")]:
+            del sys.modules[name]
+        if str(self.src) in sys.path:
+            sys.path.remove(str(self.src))
+        sys.path.insert(0, str(self.src))
+        importlib.invalidate_caches()
+        path = get_local_state_path(self.state_key, self.root)
+        if not path.is_relative_to(self.root):
+            raise RuntimeError(f"the state path {path} is outside the project {self.root}")
+        return path
 
 
 def write_dg_project(

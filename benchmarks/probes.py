@@ -219,7 +219,10 @@ def load(project_root: Path, module: str, connection: str, expect_assets: int) -
                 **serve(defs, connection, expect_assets),
             }
 
-    return measured(work)
+    result = measured(work)
+    if result["statements"]:  # the snapshot was not where the component looks: a wrong row
+        raise SystemExit(f"load: the component read Postgres ({result['statements']} statements)")
+    return result
 
 
 def factory(url: str, snapshot: Path, expect_assets: int) -> dict[str, Any]:
