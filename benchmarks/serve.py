@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -36,8 +35,7 @@ from dagster_postgres_connection_tests.e2e.webserver import (  # noqa: E402
     DagsterWebserver,
     WebserverError,
     _default_sigint,
-    _group_alive,
-    _signal_group,
+    stop_process_group,
 )
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -88,19 +86,8 @@ def group_processes(group: int) -> dict[int, str]:
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the process group, SIGKILL after 20 s; then nothing of it may remain."""
-    group = process.pid  # start_new_session: the group id is the leader's pid
-    _signal_group(group, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    deadline = time.monotonic() + 10
-    while _group_alive(group) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _group_alive(group):
-        _signal_group(group, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-    if _group_alive(group):
-        raise RuntimeError(f"processes of group {group} survived SIGKILL")
+    if not stop_process_group(process):
+        raise RuntimeError(f"processes of group {process.pid} survived SIGKILL")
 
 
 def code_server(project: DgProject, env: Mapping[str, str], log: Path, expect_assets: int,

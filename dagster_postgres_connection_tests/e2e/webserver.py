@@ -138,20 +138,8 @@ class DagsterWebserver:
         process, self._process = self._process, None
         if process is None:
             return
-        group = process.pid  # start_new_session: the group id is the leader's pid
-        _signal_group(group, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        # Children (code server, daemon) may outlive `dg dev` itself by a moment.
-        deadline = time.monotonic() + 20
-        while _group_alive(group) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _group_alive(group):
-            _signal_group(group, signal.SIGKILL)
-            process.wait(timeout=10)
-            time.sleep(0.5)
-        if _group_alive(group):
-            raise WebserverError(f"Processes of `dg dev` (group {group}) survived SIGKILL.")
+        if not stop_process_group(process):
+            raise WebserverError(f"Processes of `dg dev` (group {process.pid}) survived SIGKILL.")
 
     def __enter__(self) -> "DagsterWebserver":
         return self.start()
@@ -165,6 +153,25 @@ def _error_text(error: Mapping[str, Any]) -> str:
     code location; the cause is further down)."""
     stack = "".join(error.get("stack") or [])
     return f"{error.get('message')}\n{stack[-3000:]}" if stack else str(error.get("message"))
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = 20) -> bool:
+    """SIGTERM to the group `process` leads (started with `start_new_session`), SIGKILL after
+    `grace` seconds; True when no process of the group is left. Children (a code server, a
+    daemon) may outlive the leader by a moment, so the group is watched, not only the leader."""
+    group = process.pid  # start_new_session: the group id is the leader's pid
+    _signal_group(group, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace)
+    deadline = time.monotonic() + grace
+    while _group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _group_alive(group):
+        _signal_group(group, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        time.sleep(0.5)
+    return not _group_alive(group)
 
 
 def _default_sigint() -> None:
