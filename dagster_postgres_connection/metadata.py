@@ -230,12 +230,10 @@ def structure_metadata(relation: PostgresRelation) -> dict[str, Any]:
         fields["inherits_from"] = ", ".join(f"{ref.schema}.{ref.name}" for ref in relation.inherits_from)
     foreign = relation.foreign_table
     if foreign is not None:
-        fields.update(
-            foreign_server=foreign.server,
-            foreign_data_wrapper=foreign.wrapper,
-            foreign_server_options=describe_options(foreign.server_options),
-            foreign_table_options=describe_options(foreign.table_options),
-        )
+        fields |= {"foreign_server": foreign.server, "foreign_data_wrapper": foreign.wrapper}
+        # Options as `name=value, ...`; user mappings (which may hold passwords) are never read.
+        for owner, options in (("server", foreign.server_options), ("table", foreign.table_options)):
+            fields[f"foreign_{owner}_options"] = describe_options(options)
     return fields
 
 

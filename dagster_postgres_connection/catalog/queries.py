@@ -179,11 +179,8 @@ LIST_COLUMNS = text(
 LIST_VIEW_DEPENDENCIES = text(
     f"""
     SELECT DISTINCT
-        n.nspname AS schema,
-        v.relname AS name,
-        rn.nspname AS ref_schema,
-        r.relname AS ref_name,
-        a.attname AS ref_column
+        n.nspname AS schema, v.relname AS name,  -- the view
+        rn.nspname AS ref_schema, r.relname AS ref_name, a.attname AS ref_column  -- what it reads
     FROM pg_rewrite w
     JOIN pg_class v ON v.oid = w.ev_class AND v.relkind IN {_VIEWS}
     JOIN pg_namespace n ON n.oid = v.relnamespace
