@@ -73,10 +73,18 @@ def test_a_bad_pattern_is_one_error_without_a_template_clause() -> None:
     assert "pattern #1 'film(' is not a valid Python regular expression" in text
     assert "pattern #1 'x(' is not a valid Python regular expression" in text
     assert "valid string" not in text and ".str" not in text
+    assert "attributes.filters.tables.include" in text and "PostgresFilters." not in text
+
+
+def test_an_empty_nested_attribute_is_one_error() -> None:
+    """`filters:` left empty in YAML is null: one error for the model, none per union member."""
+    text = load_error_text({**BASE, "filters": None})
+    assert "1 validation error for PostgresConnectionComponentModel" in text, text
+    assert "valid dictionary or instance of PostgresFilters" in text
 
 
 def test_attributes_may_still_be_templates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tagged unions keep the template branch: a string is validated as a template."""
+    """The single-branch validation keeps the template branch: a string is validated as a template."""
     from dagster_postgres_connection.components.connection_component.component import (
         PostgresConnectionComponent as Component,
     )
