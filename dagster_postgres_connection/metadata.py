@@ -28,6 +28,7 @@ from dagster._core.definitions.metadata import NamespacedMetadataSet
 
 from dagster_postgres_connection.catalog.models import (
     PostgresColumn,
+    PostgresForeignKey,
     PostgresIndex,
     PostgresPartitioning,
     PostgresRelation,
@@ -55,6 +56,7 @@ def relation_metadata(
             primary_key=", ".join(relation.primary_key) or None,
             view_definition=relation.view_definition,
             indexes=describe_indexes(relation.indexes),
+            index_definitions=index_definitions(relation.indexes),
             **structure_metadata(relation),
         ),
     }
@@ -73,7 +75,8 @@ class PostgresMetadataSet(NamespacedMetadataSet):
     size_bytes: int | None = None  # heap + TOAST + indexes, from the catalog
     primary_key: str | None = None
     view_definition: str | None = None
-    indexes: str | None = None  # one line per index: name, method, columns, unique / primary key
+    indexes: str | None = None  # one line per index: name, method, columns (DESC), INCLUDE, WHERE, unique / primary key
+    index_definitions: str | None = None  # one `CREATE INDEX` per line, as pg_get_indexdef prints it
     partition_strategy: str | None = None  # range, list or hash (partitioned tables)
     partition_key: str | None = None
     partition_count: int | None = None  # leaf partitions, all levels
@@ -112,10 +115,9 @@ def build_column_schema(relation: PostgresRelation) -> TableSchema:
         single_column_unique |= primary_key
     references: dict[str, list[str]] = {}
     for fk in relation.foreign_keys:
-        for column, referred in zip(fk.columns, fk.referred_columns, strict=True):
-            references.setdefault(column, []).append(
-                f"foreign key -> {fk.referred_schema}.{fk.referred_table}({referred})"
-            )
+        note = foreign_key_note(fk)
+        for column in dict.fromkeys(fk.columns):
+            references.setdefault(column, []).append(note)
     columns = []
     for column in relation.columns:
         other = []
@@ -146,6 +148,16 @@ def _table_column(
 def _column_constraints(nullable: bool, unique: bool, other: tuple[str, ...]) -> TableColumnConstraints:
     """Shared instances: most columns of a catalog have one of a few constraint sets."""
     return TableColumnConstraints(nullable=nullable, unique=unique, other=list(other))
+
+
+def foreign_key_note(fk: PostgresForeignKey) -> str:
+    """A column's note for a foreign key it is part of: `foreign key -> public.language(language_id)`;
+    a composite key is one key, noted whole on each of its columns:
+    `foreign key (order_no, region) -> sales.order(no, region)`."""
+    referred = f"{fk.referred_schema}.{fk.referred_table}({_quote_list(fk.referred_columns)})"
+    if len(fk.columns) == 1:
+        return f"foreign key -> {referred}"
+    return f"foreign key ({_quote_list(fk.columns)}) -> {referred}"
 
 
 def _quote_list(columns: Sequence[str]) -> str:
@@ -198,12 +210,35 @@ def table_constraint_notes(relation: PostgresRelation) -> list[str]:
 
 
 def describe_indexes(indexes: Sequence[PostgresIndex]) -> str | None:
-    """One line per index: `film_pkey: btree (film_id), primary key`."""
+    """One line per index: `film_pkey: btree (film_id), primary key`, with what changes its
+    meaning: `(at DESC)`, `INCLUDE (n)`, `WHERE (n > 0)`, `unique (partial)`."""
     lines = []
     for index in indexes:
-        flags = ["primary key"] if index.primary else ["unique"] if index.unique else []
-        lines.append(", ".join([f"{index.name}: {index.method} ({', '.join(index.columns)})", *flags]))
+        keys = [
+            f"{column} {ordering}" if ordering else column
+            for column, ordering in zip(index.columns, index.orderings or [""] * len(index.columns), strict=True)
+        ]
+        line = f"{index.name}: {index.method} ({', '.join(keys)})"
+        if index.include_columns:
+            line += f" INCLUDE ({', '.join(index.include_columns)})"
+        if index.predicate is not None:
+            line += f" WHERE {index.predicate}"
+        # A partial unique index is unique only among the rows of its predicate.
+        flags = (
+            ["primary key"] if index.primary
+            else ["unique (partial)" if index.partial else "unique"] if index.unique
+            else []
+        )
+        if index.nulls_not_distinct:
+            flags.append("nulls not distinct")
+        lines.append(", ".join([line, *flags]))
     return "\n".join(lines) or None
+
+
+def index_definitions(indexes: Sequence[PostgresIndex]) -> str | None:
+    """Each index's `CREATE INDEX` statement as `pg_get_indexdef` prints it (operator classes,
+    collations, storage parameters included), one per line."""
+    return "\n".join(index.definition for index in indexes) or None
 
 
 def describe_options(options: Mapping[str, str]) -> str | None:

@@ -120,6 +120,10 @@ def _read_indexes(conn: Connection, schemas: Sequence[str]) -> dict[RelationName
                     primary=row.is_primary,
                     method=row.method,
                     definition=row.definition,
+                    orderings=list(row.orderings),
+                    include_columns=list(row.include_columns),
+                    predicate=row.predicate,
+                    nulls_not_distinct=row.nulls_not_distinct,
                 )
             )
     for relation_indexes in indexes.values():  # by name: LIST_INDEXES leaves the order to us

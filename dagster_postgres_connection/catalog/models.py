@@ -189,6 +189,17 @@ class PostgresIndex:
     primary: bool
     method: str  # btree, hash, gist, gin, brin, ...
     definition: str  # pg_get_indexdef, e.g. `CREATE INDEX ... USING gist (fulltext)`
+    # Per key column: `DESC`, `NULLS FIRST`, `DESC NULLS LAST` or "" (the default order); ()
+    # in snapshots taken before it was read.
+    orderings: Sequence[str] = ()
+    include_columns: Sequence[str] = ()  # INCLUDE (...): stored in the index, not part of its key
+    predicate: str | None = None  # a partial index's WHERE, e.g. `(active IS TRUE)`
+    nulls_not_distinct: bool = False  # a unique index's NULLS NOT DISTINCT (PG 15+)
+
+    @property
+    def partial(self) -> bool:
+        """Covers only the rows its predicate selects: unique or not, it says nothing of the others."""
+        return self.predicate is not None
 
 
 @whitelist_for_serdes

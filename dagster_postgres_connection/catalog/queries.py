@@ -215,7 +215,8 @@ LIST_INHERITANCE = text(
     """
 )
 
-# Indexes of tables and materialized views: key columns (or expressions) as Postgres prints them.
+# Indexes of tables and materialized views: key columns (or expressions) as Postgres prints them,
+# their order (DESC, NULLS FIRST), INCLUDE columns, a partial index's predicate, the definition.
 # MATERIALIZED keeps the filter on the deparsed text out of the join: pushed into the scan of
 # pg_index, its unknown selectivity made the planner nest loops (4 s at 1,800 indexes).
 #
@@ -235,6 +236,16 @@ LIST_INDEXES = text(
         c.relname AS relation,
         i.relname AS name,
         keys.columns,
+        keys.orderings,
+        -- INCLUDE columns (never expressions), as pg_get_indexdef prints them
+        CASE WHEN x.indnatts > x.indnkeyatts THEN ARRAY(
+            SELECT (SELECT quote_ident(a.attname) FROM pg_attribute a
+                    WHERE a.attrelid = x.indrelid AND a.attnum = x.indkey[k - 1])
+            FROM generate_series(x.indnkeyatts + 1, x.indnatts) AS k ORDER BY k
+        ) ELSE '{{}}' END AS include_columns,
+        -- a partial index's WHERE, spelled as the Inspector's `postgresql_where` (and pg_get_indexdef)
+        CASE WHEN x.indpred IS NOT NULL THEN pg_get_expr(x.indpred, x.indrelid) END AS predicate,
+        x.indnullsnotdistinct AS nulls_not_distinct,
         x.indisunique AS is_unique,
         x.indisprimary AS is_primary,
         am.amname AS method,
@@ -256,6 +267,10 @@ LIST_INDEXES = text(
             -- name), an expression deparsed by it
             array_agg(CASE WHEN x.indkey[k - 1] <> 0 THEN quote_ident(a.attname)
                            ELSE pg_get_indexdef(x.indexrelid, k, true) END ORDER BY k) AS columns,
+            -- per key column, its order where not the default, in pg_get_indexdef's words
+            -- (indoption bits: 1 DESC, 2 NULLS FIRST; always 0 for methods without order)
+            array_agg(CASE x.indoption[k - 1] & 3 WHEN 1 THEN 'DESC NULLS LAST' WHEN 2 THEN 'NULLS FIRST'
+                           WHEN 3 THEN 'DESC' ELSE '' END ORDER BY k) AS orderings,
             bool_and(COALESCE(
                 x.indkey[k - 1] <> 0 AND x.indoption[k - 1] = 0
                 AND x.indcollation[k - 1] IN (0, a.attcollation)

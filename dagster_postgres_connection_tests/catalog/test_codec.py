@@ -57,7 +57,12 @@ def everything() -> PostgresCatalogSnapshot:
         view_definition=" SELECT 1;",
         deps=[PARTITION_REF, ROOT],
         column_lineage=[PostgresColumnLineage(column="id", inputs=[PostgresColumnRef(relation=PARTITION_REF, column="id")])],
-        indexes=[PostgresIndex(name="ix", columns=["lower(code)"], unique=True, primary=True, method="gist", definition="CREATE ...")],
+        indexes=[
+            PostgresIndex(
+                name="ix", columns=["lower(code)"], unique=True, primary=True, method="gist", definition="CREATE ...",
+                orderings=["DESC"], include_columns=["note"], predicate="(id > 0)", nulls_not_distinct=True,
+            )
+        ],
         check_constraints=[PostgresConstraint(name="positive", definition="CHECK (id > 0)")],
         exclusion_constraints=[PostgresConstraint(name="no_overlap", definition="EXCLUDE USING gist (during WITH &&)")],
         partitioning=PostgresPartitioning(
