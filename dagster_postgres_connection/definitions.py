@@ -47,12 +47,15 @@ def build_connection_definitions(
     profiling: PostgresProfilingSettings | None = None,
     snapshot_path: Path | None = None,
     no_snapshot_path_reason: str = "there is no snapshot file to refresh",
+    versioned_state_key: str | None = None,
 ) -> Definitions:
     """Assets, plus the sync job, its schedule, the `schema_unchanged` checks and the profile job.
 
     Args:
         snapshot_path: The snapshot file the sync job refreshes (None: it refreshes nothing,
             for the reason given in `no_snapshot_path_reason`).
+        versioned_state_key: The component's `defs_state` key when its state lives in the
+            instance's `defs_state_storage`: the sync job writes new versions there.
     """
     # Again here: Dagster may import this module inside a `warnings.catch_warnings()` block,
     # which drops the filter when it ends.
@@ -78,9 +81,14 @@ def build_connection_definitions(
         settings=settings,
         sync=sync or PostgresSyncSettings(),
         # A file can be read again when a run needs it: the code server keeps only the specs.
-        loaded_snapshot=None if snapshot_path is not None and snapshot_path.exists() else snapshot,
+        loaded_snapshot=(
+            None
+            if versioned_state_key is not None or (snapshot_path is not None and snapshot_path.exists())
+            else snapshot
+        ),
         asset_keys=asset_keys,
         snapshot_path=snapshot_path,
         no_snapshot_path_reason=no_snapshot_path_reason,
+        versioned_state_key=versioned_state_key,
     )
     return Definitions.merge(Definitions(assets=specs), build_observe_definitions(target, profiling))

@@ -21,6 +21,7 @@ from dagster import (
     AssetMaterialization,
     AssetObservation,
     DagsterInstance,
+    DagsterRun,
     MetadataValue,
     Output,
     get_dagster_logger,
@@ -54,6 +55,14 @@ from dagster_postgres_connection.observe.state import (
     write_statistics,
 )
 from dagster_postgres_connection.observe.statistics import read_statistics
+from dagster_postgres_connection.observe.versioned_state import (
+    load_instance_statistics,
+    load_latest_snapshot,
+    reload_code_location,
+    state_storage_of,
+    write_instance_statistics,
+    write_snapshot_version,
+)
 
 SyncEvent = AssetObservation | AssetMaterialization | AssetCheckEvaluation | Output
 
@@ -69,9 +78,13 @@ class PostgresSyncTarget:
         loaded_snapshot: The snapshot the code location loaded, kept only when there is no
             `snapshot_path` to read it from again.
         snapshot_path: The snapshot file the code location loads from, rewritten by each sync
-            (statistics go beside it). None when there is no local file to refresh (a component
-            whose `defs_state` is not LOCAL_FILESYSTEM, a factory without `snapshot_path`):
-            then the sync reports, compares with the loaded snapshot, and keeps nothing.
+            (statistics go beside it). None when there is no local file to refresh.
+        versioned_state_key: The `defs_state` key of a component whose state lives in the
+            instance's `defs_state_storage` (VERSIONED_STATE_STORAGE): each sync that finds the
+            catalog changed writes a new version there, keeps its statistics in the instance,
+            and asks the code server to reload (`observe/versioned_state.py`).
+            With neither (a factory without `snapshot_path`), the sync reports, compares with
+            the loaded snapshot, and keeps nothing.
         asset_keys: The asset key of each relation that is an asset in this code location.
     """
 
@@ -81,17 +94,24 @@ class PostgresSyncTarget:
     asset_keys: Mapping[RelationKey, AssetKey]
     snapshot_path: Path | None
     no_snapshot_path_reason: str = ""
+    versioned_state_key: str | None = None
 
     @property
     def severity(self) -> AssetCheckSeverity:
         return AssetCheckSeverity(self.sync.schema_check_severity)
 
-    def previous_snapshot(self) -> PostgresCatalogSnapshot:
-        """The last sync's snapshot: the file when there is one, else what was loaded.
+    def previous_snapshot(self, instance: DagsterInstance | None = None) -> PostgresCatalogSnapshot:
+        """The last sync's snapshot: the latest state version or the file when there is one,
+        else what was loaded.
 
-        A code server does not keep the snapshot it loaded from a file (~100 MB of records at
-        10,000 tables); the sync and check runs read the file again, as it is now.
+        A code server does not keep the snapshot it loaded from a file or a state version
+        (~100 MB of records at 10,000 tables); the sync and check runs read it again, as it is now.
         """
+        if self.versioned_state_key is not None:
+            storage = state_storage_of(instance, self.settings.name)
+            latest = load_latest_snapshot(storage, self.versioned_state_key)
+            if latest is not None:
+                return latest
         if self.snapshot_path is not None and self.snapshot_path.exists():
             return load_snapshot(self.snapshot_path)
         if self.loaded_snapshot is None:
@@ -153,12 +173,23 @@ def sync_op_name(connection_name: str) -> str:
     return f"{connection_name}_sync_op"
 
 
-def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bool = False) -> Iterator[SyncEvent]:
-    """Everything one sync run reports, in order; writes the snapshot and statistics last."""
+def run_sync(
+    target: PostgresSyncTarget,
+    *,
+    instance: DagsterInstance,
+    force: bool = False,
+    run: DagsterRun | None = None,
+) -> Iterator[SyncEvent]:
+    """Everything one sync run reports, in order; writes the snapshot and statistics last.
+
+    Args:
+        run: The sync's run, whose code server is asked to reload after a versioned state
+            write that created, dropped, renamed or reshaped relations.
+    """
     log = get_dagster_logger()
     started = time.perf_counter()
     now = time.time()
-    previous = target.previous_snapshot()
+    previous = target.previous_snapshot(instance)
     before = selected_relations(previous, target.settings)
     check = check_unchanged(target.settings, SnapshotSummary.of(previous))
     if check.unchanged:
@@ -172,9 +203,12 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
         relations = selected_relations(current, target.settings)
         catalog_statements = check.statement_count + current.statement_count
         catalog_seconds = round(check.seconds + current.read_seconds, 3)
-    previous_statistics = (
-        load_statistics(statistics_path(target.snapshot_path)) if target.snapshot_path is not None else None
-    )
+    if target.versioned_state_key is not None:
+        previous_statistics = load_instance_statistics(instance, target.versioned_state_key)
+    elif target.snapshot_path is not None:
+        previous_statistics = load_statistics(statistics_path(target.snapshot_path))
+    else:
+        previous_statistics = None
     previous_by_key = previous_statistics.by_key() if previous_statistics else {}
     measured = read_statistics(
         target.settings,
@@ -232,7 +266,24 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
     for relation, changes in schema_changes.items():
         log.warning(f"Relation `{relation}` changed shape: {'; '.join(changes)}.")
 
-    if target.snapshot_path is not None:
+    reloaded: str | None = None
+    if target.versioned_state_key is not None:
+        key = target.versioned_state_key
+        storage = state_storage_of(instance, target.settings.name)
+        statistics_record = PostgresSyncStatistics(
+            connection_name=target.settings.name, captured_at=now, relations=list(statistics.values())
+        )
+        if check.unchanged:
+            write_instance_statistics(instance, key, statistics_record)
+            kept = f"statistics written to the instance; catalog unchanged, no new version of `{key}`"
+        else:
+            version = write_snapshot_version(storage, key, current)
+            write_instance_statistics(instance, key, statistics_record)
+            kept = f"version `{version}` of `{key}` written to the defs state storage; statistics to the instance"
+            if diff.created or diff.dropped or diff.renamed or diff.changed:
+                reloaded = reload_code_location(run, storage, target.settings.name)
+        log.info(f"Sync of connection `{target.settings.name}`: {kept}.")
+    elif target.snapshot_path is not None:
         rewrite = not check.unchanged or not target.snapshot_path.exists()
         if rewrite:
             write_snapshot(current, target.snapshot_path)
@@ -266,6 +317,7 @@ def run_sync(target: PostgresSyncTarget, *, instance: DagsterInstance, force: bo
             "catalog_unchanged": MetadataValue.bool(check.unchanged),
             "catalog_read_seconds": MetadataValue.float(catalog_seconds),
             "state": MetadataValue.text(kept),
+            **({"code_location_reload": MetadataValue.text(reloaded)} if reloaded else {}),
         },
     )
 

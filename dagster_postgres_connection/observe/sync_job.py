@@ -18,6 +18,7 @@ from dagster import (
     AssetCheckSpec,
     AssetKey,
     Config,
+    DagsterInstance,
     DefaultScheduleStatus,
     Definitions,
     JobDefinition,
@@ -66,7 +67,7 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
     )
     def _sync(context: OpExecutionContext, config: PostgresSyncConfig) -> Iterator[object]:
         with reported_as_failure():
-            yield from run_sync(target, instance=context.instance, force=config.force)
+            yield from run_sync(target, instance=context.instance, force=config.force, run=context.dagster_run)
 
     @job(
         name=sync_job_name(name),
@@ -137,7 +138,7 @@ def _schema_checks_op(
     def _checks(context: OpExecutionContext) -> Iterator[AssetCheckResult]:
         selected = context.selected_asset_check_keys
         with reported_as_failure():
-            before, after = _catalogs_to_compare(target, context.run_id)
+            before, after = _catalogs_to_compare(target, context.run_id, context.instance)
         diff = diff_catalogs(before, after)
         for key, asset_key in asset_keys.items():
             if AssetCheckKey(asset_key, SCHEMA_CHECK_NAME) not in selected:
@@ -158,13 +159,13 @@ _CatalogPair = tuple[Mapping[RelationKey, PostgresRelation], Mapping[RelationKey
 _catalogs_by_run: dict[str, _CatalogPair] = {}
 
 
-def _catalogs_to_compare(target: PostgresSyncTarget, run_id: str) -> _CatalogPair:
+def _catalogs_to_compare(target: PostgresSyncTarget, run_id: str, instance: DagsterInstance) -> _CatalogPair:
     """The last snapshot and the live catalog, read once per run and process: a run that
     executes several check ops in one process (in-process executor) reads Postgres once."""
     if run_id not in _catalogs_by_run:
         _catalogs_by_run.clear()  # one run's catalogs at a time
         _catalogs_by_run[run_id] = (
-            selected_relations(target.previous_snapshot(), target.settings),
+            selected_relations(target.previous_snapshot(instance), target.settings),
             selected_relations(read_catalog(target.settings), target.settings),
         )
     return _catalogs_by_run[run_id]

@@ -50,6 +50,7 @@ from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings,
     PostgresSyncSettings,
 )
+from dagster_postgres_connection.observe.versioned_state import state_storage_of
 from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
 
 _ENV_TEMPLATE = re.compile(
@@ -252,6 +253,8 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Dagster's load; when a refresh on load (`refresh_if_dev` under `dg dev`) cannot reach
         Postgres, the last local snapshot instead, with a warning saying how old it is."""
+        if self.defs_state_config.management_type == DefsStateManagementType.VERSIONED_STATE_STORAGE:
+            state_storage_of(None, self.settings.name)  # Dagster's own error blames the framework
         try:
             return super().build_defs(context)
         except PostgresConnectionError as error:
@@ -337,19 +340,23 @@ class PostgresConnectionComponent(dg.StateBackedComponent, _SettingsAttributes, 
         return digest.hexdigest()
 
     def _build_from_snapshot(self, context: dg.ComponentLoadContext, state_path: Path) -> dg.Definitions:
-        local_path = self._local_state_path(context)
+        config = self.defs_state_config
+        versioned = config.management_type == DefsStateManagementType.VERSIONED_STATE_STORAGE
         return build_connection_definitions(
             self.settings,
             load_snapshot(state_path),
             self.translator,
             sync=self.sync_settings,
             profiling=self.profiling,
-            # The sync job refreshes the local snapshot in place; the next reload shows the result.
-            snapshot_path=local_path,
+            # LOCAL_FILESYSTEM: the sync job refreshes the local snapshot in place, and the next
+            # reload shows the result. VERSIONED_STATE_STORAGE: it writes a new version to the
+            # instance's defs state storage and asks the code server to reload.
+            snapshot_path=self._local_state_path(context),
+            versioned_state_key=config.key if versioned else None,
             no_snapshot_path_reason=(
-                f"`defs_state.management_type` is {self.defs_state_config.management_type.value}: "
-                f"the sync job reports and checks, but only `dg utils refresh-defs-state` (or a "
-                f"code server start) refreshes the snapshot, and statistics are not kept between runs"
+                f"`defs_state.management_type` is {config.management_type.value}: "
+                f"the sync job reports and checks, but only a code server start refreshes the "
+                f"snapshot, and statistics are not kept between runs"
             ),
         )
 
