@@ -31,6 +31,7 @@ from dagster_postgres_connection.catalog.models import (
     PostgresForeignKey,
     PostgresIndex,
     PostgresPartitioning,
+    PostgresPolicy,
     PostgresRelation,
 )
 
@@ -58,6 +59,7 @@ def relation_metadata(
             indexes=describe_indexes(relation.indexes),
             index_definitions=index_definitions(relation.indexes),
             **structure_metadata(relation),
+            **access_metadata(relation),
         ),
     }
     return {key: value for key, value in metadata.items() if value is not None}
@@ -88,6 +90,9 @@ class PostgresMetadataSet(NamespacedMetadataSet):
     foreign_data_wrapper: str | None = None
     foreign_server_options: str | None = None  # `host=..., dbname=...`; user mappings are never read
     foreign_table_options: str | None = None
+    select_grantees: str | None = None  # roles granted SELECT directly, `PUBLIC` first: `PUBLIC, analyst, app`
+    row_security: str | None = None  # `enabled`, or `enabled, forced` (applies to the owner too); absent when off
+    policies: str | None = None  # one line per row-level security policy, as `CREATE POLICY` reads
 
     @classmethod
     def namespace(cls) -> str:
@@ -284,3 +289,27 @@ def summarize_bounds(partitioning: PostgresPartitioning, limit: int = 20) -> str
     half = limit // 2
     return "\n".join([*lines[:half], f"... {len(lines) - 2 * half} more ...", *lines[-half:]])
 
+
+
+def access_metadata(relation: PostgresRelation) -> dict[str, Any]:
+    """Fields of `PostgresMetadataSet` on who may read the relation: SELECT grantees,
+    row-level security and its policies."""
+    fields: dict[str, Any] = {"select_grantees": ", ".join(relation.select_grantees) or None}
+    if relation.row_security:
+        fields["row_security"] = "enabled, forced" if relation.force_row_security else "enabled"
+    fields["policies"] = "\n".join(describe_policy(policy) for policy in relation.policies) or None
+    return fields
+
+
+def describe_policy(policy: PostgresPolicy) -> str:
+    """`own_rows: PERMISSIVE FOR SELECT TO analyst, app USING (owner = CURRENT_USER)`, in the
+    words of `CREATE POLICY`."""
+    line = (
+        f"{policy.name}: {'PERMISSIVE' if policy.permissive else 'RESTRICTIVE'} FOR {policy.command} "
+        f"TO {', '.join(policy.roles)}"
+    )
+    if policy.using is not None:
+        line += f" USING {policy.using}"
+    if policy.with_check is not None:
+        line += f" WITH CHECK {policy.with_check}"
+    return line

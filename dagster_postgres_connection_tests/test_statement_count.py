@@ -26,6 +26,14 @@ def add_relations(server: EmbeddedPostgres, database: str, start: int, stop: int
         )
         if i % 10 == 0:
             ddl.append(f"CREATE VIEW {schema}.v{i} AS SELECT id, code FROM {schema}.t{i};")
+            # access and index details read in statements of their own: as many rows, same statements
+            ddl.append(
+                f"ALTER TABLE {schema}.t{i} ENABLE ROW LEVEL SECURITY;"
+                f"CREATE POLICY p{i} ON {schema}.t{i} FOR SELECT USING (amount > 0);"
+                f"CREATE POLICY q{i} ON {schema}.t{i} AS RESTRICTIVE FOR UPDATE TO PUBLIC USING (true) WITH CHECK (id > 0);"
+                f"GRANT SELECT ON {schema}.t{i} TO PUBLIC;"
+                f"CREATE UNIQUE INDEX t{i}_partial ON {schema}.t{i} (code DESC) INCLUDE (amount) WHERE amount > 0;"
+            )
             ddl.append(f"CREATE MATERIALIZED VIEW {schema}.m{i} AS SELECT count(*) AS n FROM {schema}.t{i};")
     server.execute("".join(ddl), database)
     server.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA s0, s1, s2 TO {READER_ROLE}", database)
@@ -79,5 +87,9 @@ def test_statement_count_is_the_same_for_10_and_300_tables(
         assert small_statements <= 20
         columns = sum(len(r.columns) for r in large.relations())
         assert columns > 1500
+        # The details really were read, for every such table
+        assert sum(len(r.policies) for r in large.relations()) == 2 * 29  # t10..t290
+        assert sum(1 for r in large.relations() if "PUBLIC" in r.select_grantees) == 29
+        assert sum(1 for r in large.relations() for i in r.indexes if i.predicate and i.include_columns) == 29
     finally:
         pagila_server.drop_database(database)

@@ -20,7 +20,8 @@ whenever one of them does, including a DROP (a row fewer). What the statement co
   REPLACE VIEW` rewrites it; their dependencies in `pg_depend` are written with it), comments
   (`pg_description`), types and enum labels (`pg_type`, `pg_enum`), inheritance and partitioning
   (`pg_inherits`, `pg_partitioned_table`, the bound lives in `pg_class`), foreign tables, servers
-  and wrappers, schemas (`pg_namespace`);
+  and wrappers, schemas (`pg_namespace`), row-level security policies (`pg_policy`; the RLS
+  flags and SELECT grants are in the `pg_class` row);
 - what deparsing prints by name: functions, operators, collations, operator classes, text search
   configurations and dictionaries in user schemas, access methods, role names (owners);
 - readability: ACLs live in the `pg_class`/`pg_namespace` rows (GRANT and REVOKE rewrite them);
@@ -118,6 +119,7 @@ _HASHED_CATALOGS = (
     ("pg_foreign_server", "oid::bigint", ""),
     ("pg_foreign_data_wrapper", "oid::bigint", ""),
     ("pg_am", "oid::bigint", ""),
+    ("pg_policy", "oid::bigint", ""),  # row-level security policies (catalog/security.py)
     ("pg_proc", "oid::bigint", _user_object("oid", "pronamespace")),
     ("pg_operator", "oid::bigint", _user_object("oid", "oprnamespace")),
     ("pg_collation", "oid::bigint", _user_object("oid", "collnamespace")),

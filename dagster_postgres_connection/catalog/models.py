@@ -252,6 +252,19 @@ class PostgresForeignTable:
 
 @whitelist_for_serdes
 @record
+class PostgresPolicy:
+    """A row-level security policy (`CREATE POLICY`), as `pg_policies` shows it."""
+
+    name: str
+    command: str  # ALL, SELECT, INSERT, UPDATE or DELETE
+    permissive: bool  # False: RESTRICTIVE
+    roles: Sequence[str]  # `PUBLIC` for every role
+    using: str | None = None  # which existing rows it lets through (pg_get_expr)
+    with_check: str | None = None  # which new rows it accepts
+
+
+@whitelist_for_serdes
+@record
 class PostgresRelation:
     """A table, partitioned table, view, materialized view or foreign table, as read from the catalog."""
 
@@ -280,6 +293,12 @@ class PostgresRelation:
     partition_bound: str | None = None
     inherits_from: Sequence[PostgresRelationRef] = ()  # legacy (INHERITS) parents
     foreign_table: PostgresForeignTable | None = None
+    # Access (catalog/security.py): roles granted SELECT directly (`PUBLIC` included), row-level
+    # security enabled / forced on the owner too, and its policies.
+    select_grantees: Sequence[str] = ()
+    row_security: bool = False
+    force_row_security: bool = False
+    policies: Sequence[PostgresPolicy] = ()
 
     @property
     def qualified_name(self) -> str:

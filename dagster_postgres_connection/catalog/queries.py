@@ -387,3 +387,54 @@ LIST_FOREIGN_TABLES = text(
     ORDER BY n.nspname, c.relname
     """
 )
+
+# --- Access: who may read each relation (catalog/security.py) ----------------------------------
+# Not the connecting role's own privileges (`access/`): every role's, as catalog metadata.
+
+# The roles granted SELECT on each relation of the given schemas (`PUBLIC` for everyone), from
+# its ACL (NULL: the owner's default privileges), and its row-level security flags. Direct
+# grants only: members of a granted role (role inheritance) are not expanded.
+LIST_RELATION_ACCESS = text(
+    f"""
+    SELECT
+        n.nspname AS schema,
+        c.relname AS name,
+        ARRAY(
+            SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+            FROM aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a
+            WHERE a.privilege_type = 'SELECT'
+        ) AS select_grantees,
+        c.relrowsecurity AS row_security,
+        c.relforcerowsecurity AS force_row_security
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN {RELATIONS} AND n.nspname = ANY(:schemas)
+    """
+)
+
+# Row-level security policies of relations in the given schemas (pg_policy, as `pg_policies`
+# shows them). Deparsing an expression locks its table: those of locked tables come without
+# their expressions (the reader warns about locked relations).
+LIST_POLICIES = text(
+    f"""
+    WITH {_LOCKED_RELATIONS_CTE}
+    SELECT
+        n.nspname AS schema,
+        c.relname AS relation,
+        p.polname AS name,
+        CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                      WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS command,
+        p.polpermissive AS permissive,
+        ARRAY(
+            SELECT CASE WHEN r.oid = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r.oid) END
+            FROM unnest(p.polroles) AS r(oid)
+        ) AS roles,
+        CASE WHEN c.oid NOT IN (SELECT oid FROM locked) THEN pg_get_expr(p.polqual, p.polrelid) END AS using_expression,
+        CASE WHEN c.oid NOT IN (SELECT oid FROM locked) THEN pg_get_expr(p.polwithcheck, p.polrelid) END AS check_expression
+    FROM pg_policy p
+    JOIN pg_class c ON c.oid = p.polrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(:schemas)
+    -- no ORDER BY: the reader orders each relation's policies by name (see LIST_INDEXES)
+    """
+)

@@ -59,6 +59,7 @@ from dagster_postgres_connection.catalog.models import (
     PostgresUniqueConstraint,
     RelationName,
 )
+from dagster_postgres_connection.catalog.security import RelationSecurity, read_relation_security
 from dagster_postgres_connection.catalog.selection import (
     select_database,
     select_relation,
@@ -292,6 +293,7 @@ def _read_database_in_transaction(
             builder.close()
         keys = _read_keys(conn, schemas)
         details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
+        security = read_relation_security(conn, schemas)
         columns = builder.result()
     # Last: it also tells whether a statement above left a locked relation's details out.
     fingerprint = read_fingerprint(conn)
@@ -302,7 +304,12 @@ def _read_database_in_transaction(
     relations = []
     for key in list(rows_by_key):
         row = rows_by_key.pop(key)
-        relations.append(_build_relation(database, row, columns.pop(key, ()), keys.pop(key, RelationKeys()), key, details.pop(key)))
+        relations.append(
+            _build_relation(
+                database, row, columns.pop(key, ()), keys.pop(key, RelationKeys()), key, details.pop(key),
+                security=security.pop(key, None) or RelationSecurity(),
+            )
+        )
     database_record = PostgresDatabase(
         name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint
     )
@@ -316,7 +323,8 @@ def _warn_about_locked(database: str, rows_by_key: Mapping[RelationName, Any]) -
             get_dagster_logger().warning(
                 f"`{database}.{schema}.{name}` (or a relation it reads) is locked ACCESS EXCLUSIVE by "
                 "another session (ALTER, VACUUM FULL, REFRESH ...): synced without its view definition, "
-                "generation expressions, partition bounds and indexes, which the next sync fills in."
+                "generation expressions, partition bounds, indexes and policy expressions, which the next "
+                "sync fills in."
             )
 
 
@@ -362,6 +370,8 @@ def _build_relation(
     keys: RelationKeys,
     key: RelationName,
     details: RelationDetails,
+    *,
+    security: RelationSecurity,
 ) -> PostgresRelation:
     """The record, from its `LIST_RELATIONS` row, columns, keys and details."""
     schema, name = key
@@ -394,4 +404,9 @@ def _build_relation(
         partition_bound=placement.partition_bound,
         inherits_from=placement.inherits_from,
         foreign_table=details.foreign_table,
+        select_grantees=security.select_grantees,
+        row_security=security.row_security,
+        force_row_security=security.force_row_security,
+        policies=security.policies,
     )
+

@@ -27,6 +27,7 @@ from dagster_postgres_connection.catalog.models import (
     PostgresIndex,
     PostgresPartition,
     PostgresPartitioning,
+    PostgresPolicy,
     PostgresRelation,
     PostgresRelationKind,
     PostgresRelationRef,
@@ -73,6 +74,8 @@ def everything() -> PostgresCatalogSnapshot:
         partition_of=PARTITION_REF, partition_bound="DEFAULT",
         inherits_from=[PARTITION_REF, ROOT],
         foreign_table=PostgresForeignTable(server="srv", wrapper="postgres_fdw", server_options={"host": "h"}, table_options={"table_name": "t"}),
+        select_grantees=["PUBLIC", "analyst"], row_security=True, force_row_security=True,
+        policies=[PostgresPolicy(name="own", command="SELECT", permissive=False, roles=["PUBLIC"], using="(a > 0)", with_check="(b > 0)")],
     )  # fmt: skip
     return PostgresCatalogSnapshot(
         connection_name="shop_prod", host="db.internal", port=6543, captured_at=1764000000.5,

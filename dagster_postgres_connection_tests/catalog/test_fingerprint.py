@@ -149,6 +149,19 @@ CHANGES: dict[str, tuple[str, Callable[[PostgresCatalogSnapshot], object]]] = {
         "ALTER TYPE public.mpaa_rating ADD VALUE 'X'",
         lambda s: getattr(next(c for c in _relation(s, "film").columns if c.name == "rating"), "enum_labels", None),  # type: ignore[union-attr]
     ),
+    # Access (catalog/security.py)
+    "grant_to_another_role": (
+        "GRANT SELECT ON public.fp_probe TO {group}",
+        lambda s: getattr(_relation(s, "fp_probe"), "select_grantees", None),
+    ),
+    "enable_row_security": (
+        "ALTER TABLE public.fp_probe ENABLE ROW LEVEL SECURITY",
+        lambda s: getattr(_relation(s, "fp_probe"), "row_security", None),
+    ),
+    "create_policy": (
+        "CREATE POLICY fp_own ON public.fp_probe FOR SELECT TO {group} USING (id > 0)",
+        lambda s: [p.name for p in getattr(_relation(s, "fp_probe"), "policies", ())],
+    ),
     "analyze_changes_row_estimate": (
         "INSERT INTO public.fp_probe (id) SELECT g FROM generate_series(1, 500) g; ANALYZE public.fp_probe",
         lambda s: getattr(_relation(s, "fp_probe"), "row_estimate", None),
