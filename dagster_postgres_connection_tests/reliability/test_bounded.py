@@ -58,6 +58,8 @@ def test_a_relation_locked_access_exclusive_never_blocks_the_catalog_pass(
 ) -> None:
     """The catalog pass never waits: what would (deparsing a view, a default, an index) is skipped."""
     target = fresh_database()
+    # A policy's expression is deparsed too (LIST_POLICIES): left out for a locked table only.
+    pagila_server.execute("CREATE POLICY lock_probe ON public.film USING (film_id > 0)", target.database)
     settings = make_settings(target, lock_timeout_seconds=5, statement_timeout_seconds=10)
     with holding_lock(pagila_server, target.database, lock), caplog.at_level(logging.WARNING):
         started = time.monotonic()
@@ -73,6 +75,10 @@ def test_a_relation_locked_access_exclusive_never_blocks_the_catalog_pass(
                for r in caplog.records)
     # A view reading none of the locked relations keeps its definition.
     assert snapshot.relations_by_key()[(target.database, "public", "staff_list")].view_definition
+    # (LOCK TABLE on a view locks what it reads too: actor_info reads film.)
+    film_locked = relation in ("public.film", "public.actor_info")
+    (policy,) = snapshot.relations_by_key()[(target.database, "public", "film")].policies
+    assert (policy.name, policy.using) == ("lock_probe", None if film_locked else "(film_id > 0)")
 
 
 @pytest.fixture(name="two_databases")
