@@ -1,7 +1,8 @@
 """Turning statistics and schema diffs into Dagster's standard events.
 
 Data: `AssetObservation` (or `AssetMaterialization`) with `dagster/row_count`,
-`dagster/last_updated_timestamp` and our size. Shape: `AssetCheckEvaluation` of the
+`dagster/last_updated_timestamp`, our size, and the data version (`observe/versions.py`) in
+Dagster's `dagster/data_version` tag. Shape: `AssetCheckEvaluation` of the
 `schema_unchanged` check, with the diff as metadata.
 """
 
@@ -17,6 +18,7 @@ from dagster import (
     AssetObservation,
     MetadataValue,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.metadata import NamespacedMetadataSet, TableMetadataSet
 
 from dagster_postgres_connection.catalog.models import PostgresRelation
@@ -50,6 +52,7 @@ def data_event(
     *,
     data_changed: bool,
     materialize: bool,
+    data_version: str | None = None,
 ) -> AssetObservation | AssetMaterialization:
     """The event for one relation. Repeats (`data_changed=False`) are always observations:
     a materialization would tell freshness policies the data was just written."""
@@ -64,9 +67,29 @@ def data_event(
     if statistics.last_changed_at is not None:
         metadata[LAST_UPDATED_KEY] = MetadataValue.timestamp(statistics.last_changed_at)
     metadata = {key: value for key, value in metadata.items() if value is not None}
+    tags = version_tags(data_version)
     if materialize and data_changed:
-        return AssetMaterialization(asset_key=asset_key, metadata=metadata)  # type: ignore[arg-type]
-    return AssetObservation(asset_key=asset_key, metadata=metadata)  # type: ignore[arg-type]
+        return AssetMaterialization(asset_key=asset_key, metadata=metadata, tags=tags)  # type: ignore[arg-type]
+    return AssetObservation(asset_key=asset_key, metadata=metadata, tags=tags)  # type: ignore[arg-type]
+
+
+def version_tags(data_version: str | None) -> dict[str, str]:
+    """Dagster's `dagster/data_version` tag, as an observable source asset's events carry it."""
+    return {DATA_VERSION_TAG: data_version} if data_version is not None else {}
+
+
+def view_event(
+    asset_key: AssetKey, data_version: str, *, changed_at: float, materialize: bool
+) -> AssetObservation | AssetMaterialization:
+    """A view whose inputs changed: no numbers of its own, only the version and the time."""
+    metadata = {
+        **PostgresObservationMetadataSet(data_changed=True),
+        LAST_UPDATED_KEY: MetadataValue.timestamp(changed_at),
+    }
+    tags = version_tags(data_version)
+    if materialize:
+        return AssetMaterialization(asset_key=asset_key, metadata=metadata, tags=tags)
+    return AssetObservation(asset_key=asset_key, metadata=metadata, tags=tags)
 
 
 @dataclass(frozen=True)

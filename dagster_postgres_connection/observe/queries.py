@@ -19,6 +19,7 @@ _MEASURED = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if
 # would, so partitions are walked through `pg_inherits`). A partitioned table sums its leaf
 # partitions. `changes` counts inserted + updated + deleted rows since the statistics were
 # reset; `storage` changes when a table is truncated, rewritten or refreshed (new relfilenode).
+# `observe/versions.py` makes data versions of `oid`, `storage`, `changes` and `stats_reset`.
 RELATION_STATISTICS = text(
     f"""
     WITH RECURSIVE roots AS (
@@ -43,7 +44,13 @@ RELATION_STATISTICS = text(
         r.relkind,
         r.relispopulated AS populated,
         CASE WHEN max(leaf.reltuples) >= 0 THEN sum(greatest(leaf.reltuples, 0))::bigint END AS row_estimate,
-        sum(st.n_tup_ins + st.n_tup_upd + st.n_tup_del)::bigint AS changes,
+        -- On a streaming standby, replay counts no rows (`n_tup_*` stay 0): its replay
+        -- position stands in, so every relation moves when the standby replayed anything.
+        CASE WHEN pg_is_in_recovery()
+            THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint
+            ELSE sum(st.n_tup_ins + st.n_tup_upd + st.n_tup_del)::bigint
+        END AS changes,
+        pg_is_in_recovery() AS in_recovery,
         sum(st.n_live_tup)::bigint AS live_tuples,
         md5(string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid)) AS storage,
         (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset

@@ -22,6 +22,7 @@ from dagster_shared.utils.cached_method import cached_method
 
 from dagster_postgres_connection.catalog.models import RelationKey
 from dagster_postgres_connection.catalog.state import write_text_atomically
+from dagster_postgres_connection.observe.versions import table_data_version
 
 
 @whitelist_for_serdes
@@ -48,6 +49,11 @@ class PostgresRelationStatistics:
         return (self.database, self.schema, self.name)
 
     @property
+    def data_version(self) -> str:
+        """Its data version (`observe/versions.py`), from the signals kept here."""
+        return table_data_version(oid=self.oid, storage=self.storage, changes=self.changes, stats_reset=self.stats_reset)
+
+    @property
     def qualified_name(self) -> str:
         return f"{self.database}.{self.schema}.{self.name}"
 
@@ -58,10 +64,20 @@ class PostgresSyncStatistics:
     connection_name: str
     captured_at: float
     relations: Sequence[PostgresRelationStatistics] = ()
+    # Data version of each selected view, by `database\x1fschema\x1fname` (`view_version_key`).
+    view_versions: Mapping[str, str] = {}
+
+    def view_version(self, key: RelationKey) -> str | None:
+        return self.view_versions.get(view_version_key(key))
 
     @cached_method
     def by_key(self) -> Mapping[RelationKey, PostgresRelationStatistics]:
         return {statistics.key: statistics for statistics in self.relations}
+
+
+def view_version_key(key: RelationKey) -> str:
+    """A view's key in `view_versions` (names may contain dots, never the unit separator)."""
+    return "\x1f".join(key)
 
 
 def statistics_path(snapshot_path: Path) -> Path:

@@ -12,7 +12,7 @@ size (`pg_total_relation_size`) and, when the planner estimates fewer rows than 
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import get_dagster_logger
@@ -32,6 +32,7 @@ from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresUnreachableError
 from dagster_postgres_connection.observe import queries
 from dagster_postgres_connection.observe.state import PostgresRelationStatistics
+from dagster_postgres_connection.observe.versions import table_data_version
 
 # SQLSTATEs of the timeouts we turn into "skipped" instead of failing the sync.
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -48,6 +49,9 @@ class StatisticsResult:
     changed: frozenset[RelationKey]
     skipped: Mapping[RelationKey, str]  # relation -> why its exact numbers could not be read
     statement_count: int
+    # The data version of every relation with storage in the schemas read, selected or not
+    # (a selected view's version follows them; `versions.with_view_versions`).
+    versions: Mapping[RelationKey, str] = field(default_factory=dict)
 
 
 def read_statistics(
@@ -58,6 +62,7 @@ def read_statistics(
     exact_row_count_threshold: int,
     created: Collection[RelationKey] = (),
     now: float | None = None,
+    view_deps: Mapping[RelationKey, Sequence[RelationKey]] | None = None,
 ) -> StatisticsResult:
     """Statistics of the tables, partitioned tables and materialized views among `relations`.
 
@@ -69,30 +74,76 @@ def read_statistics(
         previous: The last sync's statistics by relation; empty on the first sync.
         exact_row_count_threshold: Count rows exactly below this planner estimate.
         created: Relations created since the previous sync: their first measure is a change.
+        view_deps: What each selected view reads: their schemas are read too, for versions.
     """
     now = time.time() if now is None else now
     selected_by_database: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for relation in relations:
         if relation.kind.is_measured:
             selected_by_database[relation.database].add((relation.schema, relation.name))
+    schemas = schemas_to_read(selected_by_database, view_deps or {})
     result = StatisticsResult(statistics={}, changed=frozenset(), skipped={}, statement_count=0)
-    for database, selected in sorted(selected_by_database.items()):
+    for database in sorted(schemas):
         one = _read_database(
-            settings, database, selected, previous, threshold=exact_row_count_threshold, created=created, now=now
+            settings, database, selected_by_database.get(database, set()), schemas[database], previous,
+            threshold=exact_row_count_threshold, created=created, now=now,
         )
         result = StatisticsResult(
             statistics={**result.statistics, **one.statistics},
             changed=result.changed | one.changed,
             skipped={**result.skipped, **one.skipped},
             statement_count=result.statement_count + one.statement_count,
+            versions={**result.versions, **one.versions},
         )
     return result
+
+
+def schemas_to_read(
+    measured: Mapping[str, Collection[tuple[str, str]]], view_deps: Mapping[RelationKey, Sequence[RelationKey]]
+) -> dict[str, list[str]]:
+    """Per database, the schemas whose relations' statistics are read: those of the measured
+    relations and of what the views read."""
+    schemas: dict[str, set[str]] = defaultdict(set)
+    for database, names in measured.items():
+        schemas[database].update(schema for schema, _ in names)
+    for deps in view_deps.values():
+        for database, schema, _ in deps:
+            schemas[database].add(schema)
+    return {database: sorted(names) for database, names in schemas.items() if names}
+
+
+def row_data_version(row: Any) -> str:
+    """The data version of one `RELATION_STATISTICS` row."""
+    return table_data_version(
+        oid=row.oid, storage=row.storage, changes=row.changes, stats_reset=_timestamp(row.stats_reset)
+    )
+
+
+def read_data_versions(
+    settings: PostgresConnectionSettings, database: str, schemas: Sequence[str]
+) -> tuple[dict[RelationKey, str], bool, int]:
+    """The data version of every relation with storage in `schemas` of `database`, whether the
+    server is a standby, and the statements sent: one `RELATION_STATISTICS`, lock-free, in a
+    read-only session (`default_transaction_read_only`), as its own transaction."""
+    engine, counter = create_catalog_engine(settings, database)
+    try:
+        with _connect(engine, settings, database) as conn:
+            rows = (
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                .execute(queries.RELATION_STATISTICS, {"schemas": list(schemas)})
+                .all()
+            )
+    finally:
+        engine.dispose()
+    versions = {(database, row.schema, row.name): row_data_version(row) for row in rows}
+    return versions, any(row.in_recovery for row in rows), counter.count
 
 
 def _read_database(
     settings: PostgresConnectionSettings,
     database: str,
     selected: set[tuple[str, str]],
+    schemas: Sequence[str],
     previous: Mapping[RelationKey, PostgresRelationStatistics],
     *,
     threshold: int,
@@ -106,9 +157,8 @@ def _read_database(
     engine, counter = create_catalog_engine(settings, database)
     try:
         with catalog_transaction(engine, settings, database) as conn:
-            rows = conn.execute(
-                queries.RELATION_STATISTICS, {"schemas": sorted({schema for schema, _ in selected})}
-            ).all()
+            rows = conn.execute(queries.RELATION_STATISTICS, {"schemas": list(schemas)}).all()
+        versions = {(database, row.schema, row.name): row_data_version(row) for row in rows}
         to_measure = []
         for row in rows:
             key = (database, row.schema, row.name)
@@ -120,7 +170,9 @@ def _read_database(
             else:
                 to_measure.append(row)
         if not to_measure:
-            return StatisticsResult(statistics=statistics, changed=frozenset(), skipped={}, statement_count=counter.count)
+            return StatisticsResult(
+                statistics=statistics, changed=frozenset(), skipped={}, statement_count=counter.count, versions=versions
+            )
         with _connect(engine, settings, database) as conn:
             for row, measured in _measure_all(conn, to_measure, threshold):
                 key = (database, row.schema, row.name)
@@ -149,7 +201,11 @@ def _read_database(
                     observed_at=now,
                 )
         return StatisticsResult(
-            statistics=statistics, changed=frozenset(changed), skipped=skipped, statement_count=counter.count
+            statistics=statistics,
+            changed=frozenset(changed),
+            skipped=skipped,
+            statement_count=counter.count,
+            versions=versions,
         )
     finally:
         engine.dispose()

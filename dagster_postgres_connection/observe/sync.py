@@ -26,6 +26,7 @@ from dagster import (
     Output,
     get_dagster_logger,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_shared.record import copy
 
@@ -46,12 +47,14 @@ from dagster_postgres_connection.observe.events import (
     SCHEMA_CHECK_NAME,
     data_event,
     schema_check_outcome,
+    view_event,
 )
 from dagster_postgres_connection.observe.schema_changes import CatalogDiff, diff_catalogs
 from dagster_postgres_connection.observe.state import (
     PostgresSyncStatistics,
     load_statistics,
     statistics_path,
+    view_version_key,
     write_statistics,
 )
 from dagster_postgres_connection.observe.statistics import read_statistics
@@ -63,6 +66,7 @@ from dagster_postgres_connection.observe.versioned_state import (
     write_instance_statistics,
     write_snapshot_version,
 )
+from dagster_postgres_connection.observe.versions import view_dependencies, with_view_versions
 
 SyncEvent = AssetObservation | AssetMaterialization | AssetCheckEvaluation | Output
 
@@ -210,6 +214,7 @@ def run_sync(
     else:
         previous_statistics = None
     previous_by_key = previous_statistics.by_key() if previous_statistics else {}
+    view_deps = view_dependencies(current.relations())
     measured = read_statistics(
         target.settings,
         list(relations.values()),
@@ -218,7 +223,9 @@ def run_sync(
         # Without a baseline every relation is new to us; with one, a new name is new data.
         created=[key for key in relations if key not in before] if previous_statistics else (),
         now=now,
+        view_deps=view_deps,
     )
+    versions = with_view_versions(measured.versions, view_deps)
     # Oids tell renamed tables from dropped + created ones.
     diff = compare_catalogs(
         target,
@@ -230,6 +237,26 @@ def run_sync(
     )
 
     statistics = dict(measured.statistics)
+    view_versions = {
+        key: versions[key] for key in relations if key in view_deps and key in versions
+    }
+    changed_views = [
+        key
+        for key, version in view_versions.items()
+        if previous_statistics is not None
+        and (before_version := previous_statistics.view_version(key)) is not None
+        and before_version != version
+    ]
+    # A version the change sensor already materialized is observed, not materialized again:
+    # automation would otherwise run the downstream assets twice for one change.
+    materialized = (
+        materialized_versions(
+            instance,
+            [target.asset_keys[key] for key in [*measured.changed, *changed_views] if key in target.asset_keys],
+        )
+        if target.sync.emit_materializations
+        else {}
+    )
     data_events = 0
     for key, stats in measured.statistics.items():
         asset_key = target.asset_keys.get(key)
@@ -237,12 +264,31 @@ def run_sync(
             continue  # not an asset in this code location (yet): reported after the next reload
         changed = key in measured.changed
         if changed or not stats.reported:
-            yield data_event(asset_key, stats, data_changed=changed, materialize=target.sync.emit_materializations)
+            version = stats.data_version
+            yield data_event(
+                asset_key,
+                stats,
+                data_changed=changed,
+                materialize=target.sync.emit_materializations and materialized.get(asset_key) != version,
+                data_version=version,
+            )
             statistics[key] = copy(stats, reported=True)
             data_events += 1
         elif target.sync.unchanged_relations == "observation":
-            yield data_event(asset_key, stats, data_changed=False, materialize=False)
+            yield data_event(asset_key, stats, data_changed=False, materialize=False, data_version=stats.data_version)
             data_events += 1
+    for key in changed_views:
+        asset_key = target.asset_keys.get(key)
+        if asset_key is None:
+            continue
+        version = view_versions[key]
+        yield view_event(
+            asset_key,
+            version,
+            changed_at=now,
+            materialize=target.sync.emit_materializations and materialized.get(asset_key) != version,
+        )
+        data_events += 1
 
     check_events = (
         list(_schema_check_evaluations(target, instance, before, relations, diff))
@@ -271,7 +317,10 @@ def run_sync(
         key = target.versioned_state_key
         storage = state_storage_of(instance, target.settings.name)
         statistics_record = PostgresSyncStatistics(
-            connection_name=target.settings.name, captured_at=now, relations=list(statistics.values())
+            connection_name=target.settings.name,
+            captured_at=now,
+            relations=list(statistics.values()),
+            view_versions={view_version_key(key): version for key, version in view_versions.items()},
         )
         if check.unchanged:
             write_instance_statistics(instance, key, statistics_record)
@@ -289,7 +338,10 @@ def run_sync(
             write_snapshot(current, target.snapshot_path)
         write_statistics(
             PostgresSyncStatistics(
-                connection_name=target.settings.name, captured_at=now, relations=list(statistics.values())
+                connection_name=target.settings.name,
+                captured_at=now,
+                relations=list(statistics.values()),
+                view_versions={view_version_key(key): version for key, version in view_versions.items()},
             ),
             statistics_path(target.snapshot_path),
         )
@@ -307,7 +359,7 @@ def run_sync(
         metadata={
             **diff.summary_metadata(),
             "relations": MetadataValue.int(len(relations)),
-            "relations_with_changed_data": MetadataValue.int(len(measured.changed)),
+            "relations_with_changed_data": MetadataValue.int(len(measured.changed) + len(changed_views)),
             "relations_skipped": MetadataValue.json({".".join(k): why for k, why in measured.skipped.items()}),
             "data_events": MetadataValue.int(data_events),
             "schema_check_events": MetadataValue.int(len(check_events)),
@@ -346,6 +398,19 @@ def _schema_check_evaluations(
         if outcome.passed and asset_key in already_passing:
             continue
         yield outcome.to_evaluation(asset_key, target.severity)
+
+
+def materialized_versions(instance: DagsterInstance, asset_keys: Sequence[AssetKey]) -> dict[AssetKey, str]:
+    """The data version of each asset's latest materialization (when it has one), batched."""
+    versions: dict[AssetKey, str] = {}
+    for start in range(0, len(asset_keys), _CHECK_STATUS_BATCH):
+        for record in instance.get_asset_records(asset_keys[start : start + _CHECK_STATUS_BATCH]):
+            entry = record.asset_entry.last_materialization
+            materialization = entry.asset_materialization if entry is not None else None
+            version = (materialization.tags or {}).get(DATA_VERSION_TAG) if materialization is not None else None
+            if version is not None:
+                versions[record.asset_entry.asset_key] = version
+    return versions
 
 
 def latest_passing_checks(instance: DagsterInstance, asset_keys: Sequence[AssetKey]) -> set[AssetKey]:

@@ -68,13 +68,14 @@ def test_insert_then_sync_reports_new_count_and_last_update(
     result = run_job(defs, instance)
     assert result.success
     events = data_events(result)
-    assert set(events) == {"actor"}  # unchanged tables emit nothing
+    # Unchanged tables emit nothing; the views reading `actor` (pg_depend) changed with it.
+    assert set(events) == {"actor", "actor_info", "film_list", "nicer_but_slower_film_list"}
     metadata = events["actor"].metadata
     assert metadata["dagster/row_count"].value == 205
     assert metadata["dagster-postgres-connection/data_changed"].value is True
     assert before_insert <= metadata["dagster/last_updated_timestamp"].value <= time.time()
     assert check_evaluations(result) == {}  # all checks already passed: nothing new
-    assert summary(result)["relations_with_changed_data"] == 1
+    assert summary(result)["relations_with_changed_data"] == 4
 
     again = run_job(defs, instance)
     assert again.success and data_events(again) == {}
@@ -88,7 +89,10 @@ def test_truncate_counts_as_a_change(
     # TRUNCATE moves no insert/update/delete counter, only the relfilenode.
     pagila_server.execute("TRUNCATE film_category", db.database)
     result = run_job(defs, instance)
-    assert set(data_events(result)) == {"film_category"}
+    # With the views that read it (pg_depend).
+    assert set(data_events(result)) == {
+        "film_category", "actor_info", "film_list", "nicer_but_slower_film_list", "sales_by_film_category"
+    }
     assert data_events(result)["film_category"].metadata["dagster/row_count"].value == 0
 
 
@@ -114,8 +118,8 @@ def test_emit_materializations_for_changed_data(
     pagila_server.execute("DELETE FROM film_actor WHERE actor_id = 1", db.database)
     wait_for_changes(pagila_server, db, "film_actor", 1)
     events = data_events(run_job(defs, instance))
-    assert set(events) == {"film_actor"}
-    assert isinstance(events["film_actor"], dg.AssetMaterialization)
+    assert set(events) == {"film_actor", "actor_info", "film_list", "nicer_but_slower_film_list"}
+    assert all(isinstance(event, dg.AssetMaterialization) for event in events.values())
     key = dg.AssetKey(["pagila_prod", db.database, "public", "film_actor"])
     latest = instance.fetch_materializations(key, limit=1).records[0].asset_materialization
     assert latest is not None and latest.metadata["dagster/row_count"].value == 5462 - 19
