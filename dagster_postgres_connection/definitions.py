@@ -15,6 +15,7 @@ from dagster_postgres_connection.load_warnings import (
     ignore_check_conversion_beta_warning,
     warn_at_load,
 )
+from dagster_postgres_connection.metadata import PostgresMetadataSet, routine_listing
 from dagster_postgres_connection.observe.config import (
     PostgresProfilingSettings,
     PostgresSyncSettings,
@@ -91,4 +92,8 @@ def build_connection_definitions(
         no_snapshot_path_reason=no_snapshot_path_reason,
         versioned_state_key=versioned_state_key,
     )
-    return Definitions.merge(Definitions(assets=specs), build_observe_definitions(target, profiling))
+    # Routines are no assets: the sync job, which stands for the connection, lists them.
+    databases = [d for d in snapshot.databases if not settings.databases or d.name in settings.databases]
+    routines = routine_listing(databases, settings.filters)
+    job_metadata = {f"{PostgresMetadataSet.namespace()}/routines": routines} if routines else None
+    return Definitions.merge(Definitions(assets=specs), build_observe_definitions(target, profiling, job_metadata))

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from dagster import (
+    MarkdownMetadataValue,
     TableColumn,
     TableColumnConstraints,
     TableColumnLineage,
@@ -28,12 +29,17 @@ from dagster._core.definitions.metadata import NamespacedMetadataSet
 
 from dagster_postgres_connection.catalog.models import (
     PostgresColumn,
+    PostgresDatabase,
     PostgresForeignKey,
     PostgresIndex,
     PostgresPartitioning,
     PostgresPolicy,
     PostgresRelation,
+    PostgresRelationRef,
+    PostgresRoutine,
 )
+from dagster_postgres_connection.catalog.selection import select_schema
+from dagster_postgres_connection.config import PostgresFilters
 
 
 def relation_metadata(
@@ -60,6 +66,7 @@ def relation_metadata(
             index_definitions=index_definitions(relation.indexes),
             **structure_metadata(relation),
             **access_metadata(relation),
+            **routine_metadata(relation),
         ),
     }
     return {key: value for key, value in metadata.items() if value is not None}
@@ -93,6 +100,8 @@ class PostgresMetadataSet(NamespacedMetadataSet):
     select_grantees: str | None = None  # roles granted SELECT directly, `PUBLIC` first: `PUBLIC, analyst, app`
     row_security: str | None = None  # `enabled`, or `enabled, forced` (applies to the owner too); absent when off
     policies: str | None = None  # one line per row-level security policy, as `CREATE POLICY` reads
+    written_by: str | None = None  # one line per routine (and trigger) writing it: how, from what
+    read_by: str | None = None  # signatures of the routines that read it, one per line
 
     @classmethod
     def namespace(cls) -> str:
@@ -313,3 +322,91 @@ def describe_policy(policy: PostgresPolicy) -> str:
     if policy.with_check is not None:
         line += f" WITH CHECK {policy.with_check}"
     return line
+
+
+def routine_metadata(relation: PostgresRelation) -> dict[str, Any]:
+    """`written_by` and `read_by` of `PostgresMetadataSet`: the routines that write and read it.
+
+    e.g. `etl.stage_orders(p_day date) (procedure): DELETE, INSERT from etl.raw_orders`, and for
+    a trigger function `... via trigger raw_orders_audit on etl.raw_orders (AFTER INSERT, ROW): ...`.
+    """
+    fields: dict[str, Any] = {}
+    if relation.written_by:
+        lines = []
+        for writer in relation.written_by:
+            via = f" via trigger {writer.trigger}" if writer.trigger else ""
+            reads = ", ".join(f"{ref.schema}.{ref.name}" for ref in writer.reads)
+            lines.append(
+                f"{writer.routine} ({writer.kind}){via}: {', '.join(writer.operations)}"
+                + (f" from {reads}" if reads else "")
+            )
+        fields["written_by"] = "\n".join(lines)
+    if relation.read_by:
+        fields["read_by"] = "\n".join(relation.read_by)
+    return fields
+
+
+# The listing is one Markdown value on the sync job: past this many routines, the rest are counted.
+_LISTED_ROUTINES = 1000
+
+
+def routine_listing(databases: Sequence[PostgresDatabase], filters: PostgresFilters) -> MarkdownMetadataValue | None:
+    """Every routine of the selected schemas as a Markdown table per database and schema: the
+    `dagster-postgres-connection/routines` metadata of the connection's sync job.
+
+    Routines are not assets (they hold no data, are never materialized), so they are listed on
+    the one definition that stands for the whole connection; the relations they read and write
+    carry `read_by` / `written_by` and the lineage itself.
+    """
+    sections: list[str] = []
+    listed = total = 0
+    for database in databases:
+        by_schema: dict[str, list[PostgresRoutine]] = {}
+        for routine in database.routines:
+            if select_schema(filters, routine.schema):
+                by_schema.setdefault(routine.schema, []).append(routine)
+        for schema, routines in by_schema.items():
+            total += len(routines)
+            rows = []
+            for routine in routines:
+                if listed == _LISTED_ROUTINES:
+                    break
+                listed += 1
+                rows.append(_routine_row(routine))
+            if rows:
+                sections.append(f"**{database.name}.{schema}**\n\n{_ROUTINE_HEADER}\n" + "\n".join(rows))
+    if not total:
+        return None
+    if total > listed:
+        sections.append(f"... and {total - listed} more routines.")
+    return MarkdownMetadataValue("\n\n".join(sections))
+
+
+_ROUTINE_HEADER = (
+    "| Routine | Kind | Language | Returns | Volatility | Security definer | Owner | Triggers | Writes | Reads | Not followed | Comment |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _routine_row(routine: PostgresRoutine) -> str:
+    def names(refs: Sequence[PostgresRelationRef]) -> str:
+        return ", ".join(f"{ref.schema}.{ref.name}" for ref in refs)
+
+    writes = "; ".join(f"{', '.join(w.operations)} {w.relation.schema}.{w.relation.name}" for w in routine.writes)
+    triggers = "; ".join(
+        f"{t.name} on {t.schema}.{t.table} ({t.timing} {' OR '.join(t.events)})" for t in routine.triggers
+    )
+    gaps = []
+    if routine.dynamic_sql:
+        gaps.append(f"{routine.dynamic_sql} dynamic SQL (EXECUTE)")
+    gaps.extend(f"unparsed: {statement}" for statement in routine.unparsed)
+    if routine.unresolved:
+        gaps.append(f"unresolved: {', '.join(routine.unresolved)}")
+    if routine.language not in ("sql", "plpgsql"):
+        gaps.append(f"{routine.language} body not read")
+    cells = [
+        f"`{routine.signature}`", routine.kind, routine.language, routine.return_type or "",
+        routine.volatility or "", "yes" if routine.security_definer else "", routine.owner or "",
+        triggers, writes, names(routine.reads), "; ".join(gaps), routine.comment or "",
+    ]
+    return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"

@@ -74,9 +74,10 @@ class PostgresRelationProps:
     @property
     def upstream(self) -> Sequence[PostgresRelationRef]:
         """What this relation's asset depends on: relations a view reads (exact, from pg_depend),
-        legacy inheritance parents, and a partition's parent when partitions are assets."""
+        legacy inheritance parents, a partition's parent when partitions are assets, and what
+        the routines that write it read (parsed from their bodies, `written_by`)."""
         relation = self.relation
-        refs = [*relation.inherits_from, *relation.deps]
+        refs = [*relation.inherits_from, *relation.deps, *(ref for writer in relation.written_by for ref in writer.reads)]
         if self.expose_partitions and relation.partition_of is not None:
             refs.insert(0, relation.partition_of)
         upstream: dict[tuple[str, str], PostgresRelationRef] = {}
@@ -112,19 +113,20 @@ class DagsterPostgresTranslator:
         return AssetKey([props.connection_name, props.database, ref.schema, ref.name])
 
     def get_column_lineage(self, props: PostgresRelationProps) -> TableColumnLineage | None:
-        """`dagster/column_lineage` of a view: each output column from its input columns."""
-        deps_by_column = {
-            lineage.column: list(
-                dict.fromkeys(  # two partitions of one root are one input once rolled up
-                    TableColumnDep(
-                        asset_key=self.get_upstream_asset_key(props, props.resolve(source.relation)),
-                        column_name=source.column,
-                    )
-                    for source in lineage.inputs
+        """`dagster/column_lineage`: of a view, each output column from its input columns; of a
+        table routines write, each column a statement fills from source columns (`written_by`)."""
+        relation = props.relation
+        lineages = [*relation.column_lineage, *(c for writer in relation.written_by for c in writer.column_lineage)]
+        deps_by_column: dict[str, list[TableColumnDep]] = {}
+        for lineage in lineages:
+            deps = deps_by_column.setdefault(lineage.column, [])
+            for source in lineage.inputs:
+                dep = TableColumnDep(
+                    asset_key=self.get_upstream_asset_key(props, props.resolve(source.relation)),
+                    column_name=source.column,
                 )
-            )
-            for lineage in props.relation.column_lineage
-        }
+                if dep not in deps:  # two partitions of one root are one input once rolled up
+                    deps.append(dep)
         return TableColumnLineage(deps_by_column=deps_by_column) if deps_by_column else None
 
     def get_asset_spec(self, props: PostgresRelationProps) -> AssetSpec:

@@ -93,3 +93,56 @@ def test_statement_count_is_the_same_for_10_and_300_tables(
         assert sum(1 for r in large.relations() for i in r.indexes if i.predicate and i.include_columns) == 29
     finally:
         pagila_server.drop_database(database)
+
+
+def add_routines(server: EmbeddedPostgres, database: str, start: int, stop: int) -> None:
+    """A plpgsql procedure, a SQL function and a trigger function with its trigger per table."""
+    ddl = []
+    for i in range(start, stop):
+        ddl.append(
+            f"CREATE TABLE s0.src{i} (id int, v text); CREATE TABLE s0.dst{i} (id int, v text);"
+            f"CREATE PROCEDURE s0.move{i}() LANGUAGE plpgsql AS $$ BEGIN "
+            f"INSERT INTO s0.dst{i} (id, v) SELECT id, v FROM s0.src{i}; END $$;"
+            f"CREATE FUNCTION s0.count{i}() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM s0.dst{i}';"
+            f"CREATE FUNCTION s0.audit{i}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"INSERT INTO s0.dst{i} VALUES (NEW.id, NEW.v); RETURN NEW; END $$;"
+            f"CREATE TRIGGER audit{i} AFTER INSERT ON s0.src{i} FOR EACH ROW EXECUTE FUNCTION s0.audit{i}();"
+        )
+    server.execute("".join(ddl), database)
+    server.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA s0 TO {READER_ROLE}", database)
+
+
+def test_statement_count_is_the_same_for_few_and_many_routines(
+    pagila_server: EmbeddedPostgres, all_engine_statements: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = f"routines_{secrets.token_hex(3)}"
+    pagila_server.create_database(database)
+    try:
+        pagila_server.execute(
+            f"CREATE SCHEMA s0; GRANT CONNECT ON DATABASE {database} TO {READER_ROLE};"
+            f"GRANT USAGE ON SCHEMA s0 TO {READER_ROLE};",
+            database,
+        )
+        monkeypatch.setenv("DPC_COUNT_PW", READER_PASSWORD)
+        settings = build_postgres_connection_settings(
+            name="routines", host=pagila_server.host, port=pagila_server.port, username=READER_ROLE,
+            password=dg.EnvVar("DPC_COUNT_PW"), databases=[database],
+        )
+
+        add_routines(pagila_server, database, 0, 2)
+        few = read_catalog(settings)
+        few_statements = len(all_engine_statements)
+        all_engine_statements.clear()
+
+        add_routines(pagila_server, database, 2, 120)
+        many = read_catalog(settings)
+        many_statements = len(all_engine_statements)
+
+        assert len(few.databases[0].routines) == 6
+        assert len(many.databases[0].routines) == 360
+        assert many_statements == few_statements == many.statement_count
+        # every table written by its procedure and its trigger function, read by its count function
+        written = [r for r in many.relations() if r.name.startswith("dst")]
+        assert len(written) == 120 and all(len(r.written_by) == 2 and len(r.read_by) == 1 for r in written)
+    finally:
+        pagila_server.drop_database(database)

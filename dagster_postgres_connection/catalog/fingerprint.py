@@ -121,6 +121,7 @@ _HASHED_CATALOGS = (
     ("pg_am", "oid::bigint", ""),
     ("pg_policy", "oid::bigint", ""),  # row-level security policies (catalog/security.py)
     ("pg_proc", "oid::bigint", _user_object("oid", "pronamespace")),
+    ("pg_trigger", "oid::bigint", _user_object("tgrelid")),  # triggers that run routines (routines.py)
     ("pg_operator", "oid::bigint", _user_object("oid", "oprnamespace")),
     ("pg_collation", "oid::bigint", _user_object("oid", "collnamespace")),
     ("pg_opclass", "oid::bigint", _user_object("oid", "opcnamespace")),
@@ -133,7 +134,7 @@ _HASHED_CATALOG_ROWS = "\n        UNION ALL\n        ".join(_row_hashes(*catalog
 # A checksum of every catalog row a snapshot is built from, for objects of users (temporary ones
 # excluded: they churn): relations with their in-place counters (reltuples, relpages, also of
 # TOAST tables and indexes), columns, defaults, keys and constraints, indexes, view rules,
-# comments, types and enum labels, inheritance and partitioning, foreign tables, plus the names
+# comments, types and enum labels, inheritance and partitioning, foreign tables, routines and their triggers, plus the names
 # deparsing prints (functions, operators, collations, operator classes, text search objects,
 # roles) and what decides readability (ACLs live in the pg_class/pg_namespace rows; role
 # attributes and memberships). Order-free (a sum of hashes: no sort). All of it reads the

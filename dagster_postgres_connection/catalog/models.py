@@ -250,6 +250,85 @@ class PostgresForeignTable:
     table_options: Mapping[str, str] = {}
 
 
+# --- Routines: functions, procedures, the triggers that run them, what their SQL reads and writes
+# (catalog/routines.py reads them, catalog/routine_lineage.py parses their bodies).
+
+
+@whitelist_for_serdes
+@record
+class PostgresTrigger:
+    """A trigger that runs a routine: `table` fires it; NEW and OLD in the routine are its rows."""
+
+    name: str
+    schema: str  # of the firing table
+    table: str
+    timing: str  # BEFORE, AFTER or INSTEAD OF
+    events: Sequence[str]  # INSERT, UPDATE, DELETE, TRUNCATE
+    level: str  # ROW or STATEMENT
+    enabled: bool = True
+
+
+@whitelist_for_serdes
+@record
+class PostgresRoutineWrite:
+    """One relation a routine writes (INSERT, UPDATE, DELETE, MERGE, CREATE TABLE AS, SELECT
+    INTO), what the statements that write it read, and column lineage where they allow it."""
+
+    relation: PostgresRelationRef
+    operations: Sequence[str]  # e.g. `INSERT`, `MERGE`, in statement order, each once
+    reads: Sequence[PostgresRelationRef] = ()
+    column_lineage: Sequence[PostgresColumnLineage] = ()
+
+
+@whitelist_for_serdes
+@record
+class PostgresRoutine:
+    """A function or procedure of a selected schema (extension members and aggregates excluded).
+
+    The lineage fields are filled for `sql` and `plpgsql` bodies; `dynamic_sql` counts `EXECUTE`
+    statements (their text is only known when they run: reported, never guessed), `unparsed`
+    holds the start of each statement that could not be parsed, `unresolved` names of relations
+    that are in no schema of the routine's search path (e.g. temporary tables it creates).
+    """
+
+    schema: str
+    name: str
+    kind: str  # `function` or `procedure`
+    arguments: str  # pg_get_function_identity_arguments, e.g. `p_day date, p_store integer`
+    language: str
+    return_type: str | None = None  # pg_get_function_result; None for procedures
+    volatility: str | None = None  # `immutable`, `stable` or `volatile` (functions)
+    security_definer: bool = False
+    owner: str | None = None
+    comment: str | None = None
+    search_path: Sequence[str] | None = None  # from `SET search_path` on the routine (proconfig)
+    triggers: Sequence[PostgresTrigger] = ()
+    writes: Sequence[PostgresRoutineWrite] = ()
+    reads: Sequence[PostgresRelationRef] = ()  # every relation any statement reads
+    dynamic_sql: int = 0
+    unparsed: Sequence[str] = ()
+    unresolved: Sequence[str] = ()
+
+    @property
+    def signature(self) -> str:
+        """`schema.name(arguments)`: names one routine among overloads."""
+        return f"{self.schema}.{self.name}({self.arguments})"
+
+
+@whitelist_for_serdes
+@record
+class PostgresRoutineLineage:
+    """On a relation: one routine that writes it (run by `trigger` when set), what it reads to
+    do so, and column lineage where its statements allow it."""
+
+    routine: str  # `PostgresRoutine.signature`
+    kind: str  # `function` or `procedure`
+    operations: Sequence[str]
+    reads: Sequence[PostgresRelationRef] = ()
+    column_lineage: Sequence[PostgresColumnLineage] = ()
+    trigger: str | None = None  # `name on schema.table (AFTER INSERT)`
+
+
 @whitelist_for_serdes
 @record
 class PostgresPolicy:
@@ -299,6 +378,10 @@ class PostgresRelation:
     row_security: bool = False
     force_row_security: bool = False
     policies: Sequence[PostgresPolicy] = ()
+    # Routines (catalog/routine_lineage.py): those that write this relation and what they read,
+    # and the signatures of those that read it.
+    written_by: Sequence[PostgresRoutineLineage] = ()
+    read_by: Sequence[str] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -332,6 +415,7 @@ class PostgresDatabase:
     # Of the catalog this was read from (`fingerprint.py`); "" when unknown (older snapshots) or
     # when the read left something out, so the next sync reads again.
     catalog_fingerprint: str = ""
+    routines: Sequence[PostgresRoutine] = ()  # of the selected schemas, by schema, name, arguments
 
 
 @whitelist_for_serdes

@@ -438,3 +438,74 @@ LIST_POLICIES = text(
     -- no ORDER BY: the reader orders each relation's policies by name (see LIST_INDEXES)
     """
 )
+
+
+# --- Routines (catalog/routines.py): functions, procedures and the triggers that run them -----
+# One statement each per database, whatever the number of routines.
+
+# Functions and procedures of every non-system schema (the reader applies the schema filters),
+# without aggregates and window functions (no body to read) and without routines that belong to
+# an extension (pg_depend 'e': `CREATE EXTENSION` made them, e.g. pgcrypto's). The body is read
+# only for `sql` and `plpgsql`, the languages whose statements we parse; a `BEGIN ATOMIC` SQL
+# body (PG 14+) is stored parsed, in prosqlbody, and deparsed by pg_get_function_sqlbody.
+LIST_ROUTINES = text(
+    f"""
+    SELECT
+        n.nspname AS schema,
+        p.proname AS name,
+        p.oid AS oid,
+        CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END AS kind,
+        pg_get_function_identity_arguments(p.oid) AS arguments,
+        CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END AS return_type,
+        l.lanname AS language,
+        CASE WHEN p.prokind <> 'p' THEN
+            CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END
+        END AS volatility,
+        p.prosecdef AS security_definer,
+        pg_get_userbyid(p.proowner) AS owner,
+        obj_description(p.oid, 'pg_proc') AS comment,
+        p.proconfig AS config,
+        has_schema_privilege(n.oid, 'USAGE') AS has_usage,
+        CASE WHEN l.lanname IN ('sql', 'plpgsql') THEN
+            CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END
+        END AS body
+    FROM pg_proc p
+    JOIN pg_namespace n ON n.oid = p.pronamespace
+    JOIN pg_language l ON l.oid = p.prolang
+    WHERE p.prokind IN ('f', 'p')
+      AND {NOT_SYSTEM_SCHEMA}
+      AND NOT EXISTS (
+          SELECT 1 FROM pg_depend d
+          WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+      )
+    -- no ORDER BY: the reader sorts by schema, name and arguments
+    """
+)
+
+# User triggers (not those Postgres makes for foreign keys) and the table that fires each.
+# tgtype bits (pg_trigger.h): 1 row, 2 before, 4 insert, 8 delete, 16 update, 32 truncate, 64 instead.
+LIST_TRIGGERS = text(
+    f"""
+    SELECT
+        t.tgfoid AS routine_oid,
+        t.tgname AS name,
+        n.nspname AS schema,
+        c.relname AS "table",
+        CASE WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' ELSE 'AFTER' END AS timing,
+        array_remove(ARRAY[
+            CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END,
+            CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END,
+            CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+            CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END
+        ], NULL) AS events,
+        CASE WHEN t.tgtype & 1 <> 0 THEN 'ROW' ELSE 'STATEMENT' END AS level,
+        t.tgenabled <> 'D' AS enabled
+    FROM pg_trigger t
+    JOIN pg_class c ON c.oid = t.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE NOT t.tgisinternal
+      AND t.tgparentid = 0  -- a partitioned table's trigger, not its clones on each partition
+      AND {NOT_SYSTEM_SCHEMA}
+    -- no ORDER BY: the reader orders each routine's triggers
+    """
+)

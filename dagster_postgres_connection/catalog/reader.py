@@ -59,6 +59,7 @@ from dagster_postgres_connection.catalog.models import (
     PostgresUniqueConstraint,
     RelationName,
 )
+from dagster_postgres_connection.catalog.routines import build_routines, read_routine_rows
 from dagster_postgres_connection.catalog.security import RelationSecurity, read_relation_security
 from dagster_postgres_connection.catalog.selection import (
     select_database,
@@ -295,11 +296,14 @@ def _read_database_in_transaction(
         details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
         security = read_relation_security(conn, schemas)
         columns = builder.result()
+    # Routines: read in the transaction, parsed once the relations are built (routines.py).
+    routine_rows = read_routine_rows(conn, settings.filters)
     # Last: it also tells whether a statement above left a locked relation's details out.
     fingerprint = read_fingerprint(conn)
 
     # Each relation's inputs are dropped as its record is built: at 50k tables the rows, columns
     # and key dicts would otherwise all still be in memory beside the finished records.
+    relation_names = [(row.schema, row.name) for row in relation_rows]
     del relation_rows
     relations = []
     for key in list(rows_by_key):
@@ -310,8 +314,10 @@ def _read_database_in_transaction(
                 security=security.pop(key, None) or RelationSecurity(),
             )
         )
+    relations, routines = build_routines(database, routine_rows, relation_names, relations)
     database_record = PostgresDatabase(
-        name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint
+        name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint,
+        routines=routines,
     )
     return database_record, skipped
 

@@ -22,6 +22,7 @@ from dagster import (
     DefaultScheduleStatus,
     Definitions,
     JobDefinition,
+    MetadataValue,
     Nothing,
     OpExecutionContext,
     Out,
@@ -56,7 +57,8 @@ class PostgresSyncConfig(Config):
     )
 
 
-def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
+def build_sync_job(target: PostgresSyncTarget, metadata: Mapping[str, MetadataValue] | None = None) -> JobDefinition:
+    """The sync job; `metadata` describes the connection (e.g. its routines, `metadata.routine_listing`)."""
     name = target.settings.name
 
     @op(
@@ -79,6 +81,7 @@ def build_sync_job(target: PostgresSyncTarget) -> JobDefinition:
             f"(new and removed relations show after the next code location reload)."
         ),
         tags={"dagster/kind/postgres": ""},
+        metadata=dict(metadata or {}),
     )
     def _job() -> None:
         _sync()
@@ -172,11 +175,13 @@ def _catalogs_to_compare(target: PostgresSyncTarget, run_id: str, instance: Dags
 
 
 def build_observe_definitions(
-    target: PostgresSyncTarget, profiling: PostgresProfilingSettings | None = None
+    target: PostgresSyncTarget,
+    profiling: PostgresProfilingSettings | None = None,
+    job_metadata: Mapping[str, MetadataValue] | None = None,
 ) -> Definitions:
-    """The sync job (always), its schedule (with `sync_schedule`), the schema checks, and the
-    profile job (only with `profiling`)."""
-    sync_job = build_sync_job(target)
+    """The sync job (always, with `job_metadata`), its schedule (with `sync_schedule`), the
+    schema checks, and the profile job (only with `profiling`)."""
+    sync_job = build_sync_job(target, job_metadata)
     schedules: list[ScheduleDefinition] = []
     if target.sync.sync_schedule:
         schedules.append(

@@ -31,7 +31,11 @@ from dagster_postgres_connection.catalog.models import (
     PostgresRelation,
     PostgresRelationKind,
     PostgresRelationRef,
+    PostgresRoutine,
+    PostgresRoutineLineage,
+    PostgresRoutineWrite,
     PostgresSkippedObject,
+    PostgresTrigger,
     PostgresUniqueConstraint,
 )
 from dagster_postgres_connection.catalog.state import load_snapshot, write_snapshot
@@ -76,10 +80,23 @@ def everything() -> PostgresCatalogSnapshot:
         foreign_table=PostgresForeignTable(server="srv", wrapper="postgres_fdw", server_options={"host": "h"}, table_options={"table_name": "t"}),
         select_grantees=["PUBLIC", "analyst"], row_security=True, force_row_security=True,
         policies=[PostgresPolicy(name="own", command="SELECT", permissive=False, roles=["PUBLIC"], using="(a > 0)", with_check="(b > 0)")],
+        written_by=[PostgresRoutineLineage(routine="etl.load(d date)", kind="procedure", operations=["INSERT"], reads=[PARTITION_REF],
+                                           column_lineage=[PostgresColumnLineage(column="id", inputs=[PostgresColumnRef(relation=PARTITION_REF, column="id")])],
+                                           trigger="t on sales.orders (AFTER INSERT, ROW)")],
+        read_by=["etl.load(d date)"],
+    )  # fmt: skip
+    routine = PostgresRoutine(
+        schema="etl", name="load", kind="procedure", arguments="d date", language="plpgsql", return_type="void",
+        volatility="stable", security_definer=True, owner="etl", comment="Loads.", search_path=["etl", "pg_temp"],
+        triggers=[PostgresTrigger(name="t", schema="sales", table="orders", timing="AFTER", events=["INSERT"], level="ROW", enabled=False)],
+        writes=[PostgresRoutineWrite(relation=PARTITION_REF, operations=["INSERT"], reads=[PARTITION_REF],
+                                     column_lineage=[PostgresColumnLineage(column="id", inputs=[PostgresColumnRef(relation=PARTITION_REF, column="id")])])],
+        reads=[PARTITION_REF], dynamic_sql=2, unparsed=["SELECT ~>=~"], unresolved=["tmp"],
     )  # fmt: skip
     return PostgresCatalogSnapshot(
         connection_name="shop_prod", host="db.internal", port=6543, captured_at=1764000000.5,
-        databases=[PostgresDatabase(name="shop", server_version="18.1", relations=[relation], catalog_fingerprint="f00d")],
+        databases=[PostgresDatabase(name="shop", server_version="18.1", relations=[relation], catalog_fingerprint="f00d",
+                                    routines=[routine])],
         skipped=[PostgresSkippedObject(database="shop", schema="hr", name=None, reason="no USAGE")],
         selection_fingerprint="abc", format_version=3, statement_count=11, read_seconds=0.25,
     )  # fmt: skip
