@@ -25,7 +25,7 @@ DG = str(Path(sys.executable).with_name("dg"))
 # `[tool.dg] directory_type = "project"` (a regex: tomllib needs Python 3.11).
 _DG_PROJECT = re.compile(r'^directory_type\s*=\s*"project"', re.MULTILINE)
 _DG_WORKSPACE = re.compile(r'^directory_type\s*=\s*"workspace"', re.MULTILINE)
-IGNORED = shutil.ignore_patterns(".local_defs_state", "__pycache__", ".env", ".tmp*", "*.egg-info")
+IGNORED = shutil.ignore_patterns(".local_defs_state", "__pycache__", ".env", ".tmp*", "*.egg-info", "target", "logs")
 
 
 def example_dirs() -> list[Path]:

@@ -58,6 +58,34 @@ def test_schema_table_names_link_unless_ambiguous_across_databases(
     assert "matches relations of several databases" in caplog.text
 
 
+def test_a_dep_naming_our_table_points_at_our_asset(pagila: PgTarget) -> None:
+    """A dep on a key nothing defines whose metadata names one of our relations (what
+    dagster-dbt declares for a dbt source) resolves to our asset, case-insensitively; a dep on
+    a key that is defined is left alone."""
+
+    @dg.asset(key=["other"])
+    def other() -> None: ...
+
+    @dg.asset(
+        key=["reports", "films"],
+        deps=[
+            dg.AssetDep(["raw", "film"], metadata={"dagster/table_name": "Pagila.Public.Film"}),
+            dg.AssetDep(["other"], metadata={"dagster/table_name": "pagila.public.actor"}),
+            dg.AssetDep(["raw", "unknown"], metadata={"dagster/table_name": "pagila.public.nope"}),
+        ],
+    )
+    def films() -> None: ...
+
+    specs = specs_by_key(pagila)
+    defs = link_to_existing_assets(dg.Definitions(assets=[*specs.values(), other, films]))
+    assert deps_of(defs, dg.AssetKey(["reports", "films"])) == {
+        key(pagila, "public", "film"),
+        dg.AssetKey(["other"]),
+        dg.AssetKey(["raw", "unknown"]),  # not ours: stays a stub
+    }
+    assert dg.AssetKey(["raw", "film"]) not in defs.resolve_asset_graph().get_all_asset_keys()
+
+
 def test_without_producers_nothing_changes(pagila: PgTarget) -> None:
     defs = dg.Definitions(assets=list(specs_by_key(pagila).values()))
     assert link_to_existing_assets(defs) is defs
