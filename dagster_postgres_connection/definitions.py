@@ -22,6 +22,7 @@ from dagster_postgres_connection.observe.config import (
 )
 from dagster_postgres_connection.observe.sync import PostgresSyncTarget
 from dagster_postgres_connection.observe.sync_job import build_observe_definitions
+from dagster_postgres_connection.observe.versions import ChangeWatch
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
 
 # Every load of a connection's checks would show Dagster's own BetaWarning (see load_warnings.py).
@@ -78,9 +79,10 @@ def build_connection_definitions(
             f"`databases` and `filters`, or run `dagster-postgres-connection preview`."
         )
     asset_keys = {(props.database, props.schema, props.name): spec.key for props, spec in pairs}
+    sync = sync or PostgresSyncSettings()
     target = PostgresSyncTarget(
         settings=settings,
-        sync=sync or PostgresSyncSettings(),
+        sync=sync,
         # A file can be read again when a run needs it: the code server keeps only the specs.
         loaded_snapshot=(
             None
@@ -91,6 +93,8 @@ def build_connection_definitions(
         snapshot_path=snapshot_path,
         no_snapshot_path_reason=no_snapshot_path_reason,
         versioned_state_key=versioned_state_key,
+        # Computed here, where the snapshot is at hand: the sensor's ticks never load it.
+        change_watch=ChangeWatch.of(snapshot.relations(), asset_keys) if sync.change_sensor else None,
     )
     # Routines are no assets: the sync job, which stands for the connection, lists them.
     databases = [d for d in snapshot.databases if not settings.databases or d.name in settings.databases]

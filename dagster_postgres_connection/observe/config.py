@@ -96,6 +96,33 @@ NonNegativeCount = Annotated[int, AfterValidator(_non_negative)]
 Share = Annotated[float, AfterValidator(_share)]
 
 
+# The change sensor's floor: a tick costs one statement per database (0.1-0.3 s at 10,000
+# tables, benchmarks/README.md); faster polling mostly adds sensor ticks to the instance.
+MIN_CHANGE_SENSOR_INTERVAL_SECONDS = 5
+
+
+class PostgresChangeSensorSettings(BaseModel):
+    """The `<name>_change_sensor`: polls Postgres' statistics and reports changed relations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    minimum_interval_seconds: int = Field(
+        default=30,
+        description=f"Seconds between two ticks (at least {MIN_CHANGE_SENSOR_INTERVAL_SECONDS}); each tick sends one lock-free statistics statement per database.",
+        examples=[30],
+    )
+
+    @field_validator("minimum_interval_seconds")
+    @classmethod
+    def _not_below_floor(cls, value: int) -> int:
+        if value < MIN_CHANGE_SENSOR_INTERVAL_SECONDS:
+            raise ValueError(
+                f"`change_sensor.minimum_interval_seconds` {value} is below the floor of "
+                f"{MIN_CHANGE_SENSOR_INTERVAL_SECONDS} s: use e.g. `change_sensor: {{minimum_interval_seconds: 30}}`."
+            )
+        return value
+
+
 class PostgresSyncSettings(BaseModel):
     """How the sync job reports on the connection's relations."""
 
@@ -125,6 +152,11 @@ class PostgresSyncSettings(BaseModel):
     )
     schema_check_severity: SchemaCheckSeverity = Field(
         default="WARN", description="Severity of a failed `schema_unchanged` check."
+    )
+    change_sensor: PostgresChangeSensorSettings | None = Field(
+        default=None,
+        description="Define `<name>_change_sensor` (running by default): every `minimum_interval_seconds` it reads the statistics of every selected relation (one lock-free statement per database) and reports a runless materialization, with its new data version, for each relation whose data changed, so `AutomationCondition.eager()` downstream runs. Off when not set.",
+        examples=[{"minimum_interval_seconds": 30}],
     )
     schema_checks: bool = Field(
         default=True,

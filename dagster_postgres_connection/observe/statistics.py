@@ -62,7 +62,7 @@ def read_statistics(
     exact_row_count_threshold: int,
     created: Collection[RelationKey] = (),
     now: float | None = None,
-    view_deps: Mapping[RelationKey, Sequence[RelationKey]] | None = None,
+    schemas_by_database: Mapping[str, Sequence[str]] | None = None,
 ) -> StatisticsResult:
     """Statistics of the tables, partitioned tables and materialized views among `relations`.
 
@@ -74,14 +74,19 @@ def read_statistics(
         previous: The last sync's statistics by relation; empty on the first sync.
         exact_row_count_threshold: Count rows exactly below this planner estimate.
         created: Relations created since the previous sync: their first measure is a change.
-        view_deps: What each selected view reads: their schemas are read too, for versions.
+        schemas_by_database: The schemas to read (`versions.ChangeWatch`: those of the selected
+            relations and of what the selected views read); default: those of `relations`.
     """
     now = time.time() if now is None else now
     selected_by_database: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for relation in relations:
         if relation.kind.is_measured:
             selected_by_database[relation.database].add((relation.schema, relation.name))
-    schemas = schemas_to_read(selected_by_database, view_deps or {})
+    schemas = (
+        schemas_by_database
+        if schemas_by_database is not None
+        else {database: sorted({schema for schema, _ in names}) for database, names in selected_by_database.items()}
+    )
     result = StatisticsResult(statistics={}, changed=frozenset(), skipped={}, statement_count=0)
     for database in sorted(schemas):
         one = _read_database(
@@ -96,20 +101,6 @@ def read_statistics(
             versions={**result.versions, **one.versions},
         )
     return result
-
-
-def schemas_to_read(
-    measured: Mapping[str, Collection[tuple[str, str]]], view_deps: Mapping[RelationKey, Sequence[RelationKey]]
-) -> dict[str, list[str]]:
-    """Per database, the schemas whose relations' statistics are read: those of the measured
-    relations and of what the views read."""
-    schemas: dict[str, set[str]] = defaultdict(set)
-    for database, names in measured.items():
-        schemas[database].update(schema for schema, _ in names)
-    for deps in view_deps.values():
-        for database, schema, _ in deps:
-            schemas[database].add(schema)
-    return {database: sorted(names) for database, names in schemas.items() if names}
 
 
 def row_data_version(row: Any) -> str:

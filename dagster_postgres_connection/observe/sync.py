@@ -66,7 +66,7 @@ from dagster_postgres_connection.observe.versioned_state import (
     write_instance_statistics,
     write_snapshot_version,
 )
-from dagster_postgres_connection.observe.versions import view_dependencies, with_view_versions
+from dagster_postgres_connection.observe.versions import ChangeWatch, with_view_versions
 
 SyncEvent = AssetObservation | AssetMaterialization | AssetCheckEvaluation | Output
 
@@ -99,6 +99,8 @@ class PostgresSyncTarget:
     snapshot_path: Path | None
     no_snapshot_path_reason: str = ""
     versioned_state_key: str | None = None
+    # What `<name>_change_sensor` reads; set when `change_sensor` is configured.
+    change_watch: ChangeWatch | None = None
 
     @property
     def severity(self) -> AssetCheckSeverity:
@@ -214,7 +216,7 @@ def run_sync(
     else:
         previous_statistics = None
     previous_by_key = previous_statistics.by_key() if previous_statistics else {}
-    view_deps = view_dependencies(current.relations())
+    watch = ChangeWatch.of(current.relations(), relations.keys())
     measured = read_statistics(
         target.settings,
         list(relations.values()),
@@ -223,9 +225,9 @@ def run_sync(
         # Without a baseline every relation is new to us; with one, a new name is new data.
         created=[key for key in relations if key not in before] if previous_statistics else (),
         now=now,
-        view_deps=view_deps,
+        schemas_by_database=watch.schemas_by_database,
     )
-    versions = with_view_versions(measured.versions, view_deps)
+    versions = with_view_versions(measured.versions, watch.view_deps)
     # Oids tell renamed tables from dropped + created ones.
     diff = compare_catalogs(
         target,
@@ -238,7 +240,7 @@ def run_sync(
 
     statistics = dict(measured.statistics)
     view_versions = {
-        key: versions[key] for key in relations if key in view_deps and key in versions
+        key: versions[key] for key in relations if key in watch.view_deps and key in versions
     }
     changed_views = [
         key

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from dagster_postgres_connection.catalog.models import PostgresRelation, RelationKey
 from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.observe.change_sensor import build_change_sensor
 from dagster_postgres_connection.observe.config import PostgresProfilingSettings
 from dagster_postgres_connection.observe.events import SCHEMA_CHECK_NAME, schema_check_outcome
 from dagster_postgres_connection.observe.failures import reported_as_failure
@@ -180,7 +181,8 @@ def build_observe_definitions(
     job_metadata: Mapping[str, MetadataValue] | None = None,
 ) -> Definitions:
     """The sync job (always, with `job_metadata`), its schedule (with `sync_schedule`), the
-    schema checks, and the profile job (only with `profiling`)."""
+    change sensor (with `change_sensor`), the schema checks, and the profile job (only with
+    `profiling`)."""
     sync_job = build_sync_job(target, job_metadata)
     schedules: list[ScheduleDefinition] = []
     if target.sync.sync_schedule:
@@ -195,8 +197,9 @@ def build_observe_definitions(
                 description=f"Syncs connection `{target.settings.name}` on `{target.sync.sync_schedule}` ({target.sync.timezone}).",
             )
         )
+    sensors = [build_change_sensor(target, target.sync.change_sensor)] if target.sync.change_sensor else []
     definitions = Definitions(
-        jobs=[sync_job], schedules=schedules, asset_checks=build_schema_checks(target)
+        jobs=[sync_job], schedules=schedules, sensors=sensors, asset_checks=build_schema_checks(target)
     )
     if profiling is None:
         return definitions

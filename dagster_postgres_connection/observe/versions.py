@@ -19,7 +19,8 @@ without opening a relation, never from `count(*)` or a scan.
 """
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from dagster_postgres_connection.catalog.models import PostgresRelation, RelationKey
 
@@ -76,3 +77,38 @@ def with_view_versions(
     for key in view_deps:
         version_of(key)
     return versions
+
+
+@dataclass(frozen=True)
+class ChangeWatch:
+    """What change detection reads, fixed when the code location loads (no snapshot needed later).
+
+    Args:
+        schemas_by_database: The schemas whose statistics are read, per database: those of the
+            selected relations and of what the selected views read.
+        view_deps: What each view reads (`view_dependencies`).
+    """
+
+    schemas_by_database: Mapping[str, Sequence[str]]
+    view_deps: Mapping[RelationKey, tuple[RelationKey, ...]]
+
+    @classmethod
+    def of(cls, relations: Iterable[PostgresRelation], selected: Collection[RelationKey]) -> "ChangeWatch":
+        """For the `selected` keys among `relations` (every relation of the snapshot)."""
+        relations = list(relations)
+        view_deps = view_dependencies(relations)
+        schemas: dict[str, set[str]] = {}
+        # The selected relations, and what their views read, through other views.
+        pending = [(r.database, r.schema, r.name) for r in relations if (r.database, r.schema, r.name) in selected]
+        seen: set[RelationKey] = set()
+        while pending:
+            key = pending.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            schemas.setdefault(key[0], set()).add(key[1])
+            pending.extend(view_deps.get(key, ()))
+        return cls(
+            schemas_by_database={database: tuple(sorted(names)) for database, names in sorted(schemas.items())},
+            view_deps=view_deps,
+        )
