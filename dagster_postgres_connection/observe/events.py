@@ -22,6 +22,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.metadata import NamespacedMetadataSet, TableMetadataSet
 
 from dagster_postgres_connection.catalog.models import PostgresRelation
+from dagster_postgres_connection.observe.health import health_metadata
 from dagster_postgres_connection.observe.schema_changes import diff_relation
 from dagster_postgres_connection.observe.state import PostgresRelationStatistics
 
@@ -66,6 +67,7 @@ def data_event(
     }
     if statistics.last_changed_at is not None:
         metadata[LAST_UPDATED_KEY] = MetadataValue.timestamp(statistics.last_changed_at)
+    metadata.update(health_metadata(statistics.health))
     metadata = {key: value for key, value in metadata.items() if value is not None}
     tags = version_tags(data_version)
     if materialize and data_changed:

@@ -53,7 +53,16 @@ RELATION_STATISTICS = text(
         pg_is_in_recovery() AS in_recovery,
         sum(st.n_live_tup)::bigint AS live_tuples,
         md5(string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid)) AS storage,
-        (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset
+        (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset,
+        -- table health (observe/health.py): scans, dead tuples, maintenance; leaves summed
+        sum(st.seq_scan)::bigint AS sequential_scans,
+        sum(st.idx_scan)::bigint AS index_scans,  -- NULL: no index
+        sum(st.n_dead_tup)::bigint AS dead_tuples,
+        max(st.last_vacuum) AS last_vacuum,
+        max(st.last_autovacuum) AS last_autovacuum,
+        max(st.last_analyze) AS last_analyze,
+        max(st.last_autoanalyze) AS last_autoanalyze,
+        count(leaf.oid) AS leaf_count  -- scans a count(*) makes
     FROM roots r
     LEFT JOIN tree t ON t.root = r.oid AND t.relkind <> 'p'
     LEFT JOIN pg_class leaf ON leaf.oid = t.relid

@@ -22,6 +22,7 @@ from dagster_shared.utils.cached_method import cached_method
 
 from dagster_postgres_connection.catalog.models import RelationKey
 from dagster_postgres_connection.catalog.state import write_text_atomically
+from dagster_postgres_connection.observe.health import PostgresTableHealth
 from dagster_postgres_connection.observe.versions import table_data_version
 
 
@@ -43,6 +44,7 @@ class PostgresRelationStatistics:
     last_changed_at: float | None = None  # when a sync first saw the current data
     observed_at: float = 0.0
     reported: bool = False  # an event was emitted for it (it had an asset when last measured)
+    health: PostgresTableHealth | None = None  # scans, dead tuples, maintenance (observe/health.py)
 
     @property
     def key(self) -> RelationKey:

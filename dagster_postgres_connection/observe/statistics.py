@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import get_dagster_logger
+from dagster_shared.record import copy
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -31,6 +32,7 @@ from dagster_postgres_connection.catalog.models import (
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresUnreachableError
 from dagster_postgres_connection.observe import queries
+from dagster_postgres_connection.observe.health import PostgresTableHealth, table_health
 from dagster_postgres_connection.observe.state import PostgresRelationStatistics
 from dagster_postgres_connection.observe.versions import table_data_version
 
@@ -157,7 +159,7 @@ def _read_database(
             if (row.schema, row.name) not in selected:
                 continue
             if before is not None and not _moved(before, row):
-                statistics[key] = before
+                statistics[key] = _with_health(before, row, counted=False)
             else:
                 to_measure.append(row)
         if not to_measure:
@@ -172,7 +174,7 @@ def _read_database(
                     skipped[key] = measured.reason
                     get_dagster_logger().warning(f"Skipping `{'.'.join(key)}` this sync: {measured.reason}")
                     if before is not None:
-                        statistics[key] = before
+                        statistics[key] = _with_health(before, row, counted=False)
                     continue
                 is_change = key in created if before is None else not _only_reset(before, row)
                 if is_change:
@@ -190,6 +192,7 @@ def _read_database(
                     size_bytes=measured.size_bytes,
                     last_changed_at=now if is_change else (before.last_changed_at if before else None),
                     observed_at=now,
+                    health=_health(before, row, counted=measured.exact),
                 )
         return StatisticsResult(
             statistics=statistics,
@@ -302,6 +305,19 @@ def _only_reset(before: PostgresRelationStatistics, row: Any) -> bool:
         and before.oid == row.oid
         and before.storage == row.storage
     )
+
+
+def _health(before: PostgresRelationStatistics | None, row: Any, *, counted: bool) -> PostgresTableHealth:
+    """The relation's health in `row`; the previous sync's own scans still count if the
+    statistics are the same ones (same relation, no reset)."""
+    same = before is not None and before.oid == row.oid and before.stats_reset == _timestamp(row.stats_reset)
+    return table_health(row, before.health if before else None, same_statistics=same, counted=counted)
+
+
+def _with_health(before: PostgresRelationStatistics, row: Any, *, counted: bool) -> PostgresRelationStatistics:
+    """The previous statistics, with the health read now (it moves without the data moving)."""
+    health = _health(before, row, counted=counted)
+    return before if health == before.health else copy(before, health=health)
 
 
 def _timestamp(value: Any) -> float | None:

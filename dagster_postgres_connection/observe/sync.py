@@ -49,8 +49,10 @@ from dagster_postgres_connection.observe.events import (
     schema_check_outcome,
     view_event,
 )
+from dagster_postgres_connection.observe.health import health_moved
 from dagster_postgres_connection.observe.schema_changes import CatalogDiff, diff_catalogs
 from dagster_postgres_connection.observe.state import (
+    PostgresRelationStatistics,
     PostgresSyncStatistics,
     load_statistics,
     statistics_path,
@@ -276,7 +278,7 @@ def run_sync(
             )
             statistics[key] = copy(stats, reported=True)
             data_events += 1
-        elif target.sync.unchanged_relations == "observation":
+        elif target.sync.unchanged_relations == "observation" or _health_moved(previous_by_key.get(key), stats):
             yield data_event(asset_key, stats, data_changed=False, materialize=False, data_version=stats.data_version)
             data_events += 1
     for key in changed_views:
@@ -374,6 +376,11 @@ def run_sync(
             **({"code_location_reload": MetadataValue.text(reloaded)} if reloaded else {}),
         },
     )
+
+
+def _health_moved(before: PostgresRelationStatistics | None, after: PostgresRelationStatistics) -> bool:
+    """Vacuumed, analyzed, or became used or unused since the previous sync (`health.py`)."""
+    return before is not None and health_moved(before.health, after.health)
 
 
 def _schema_check_evaluations(
