@@ -112,19 +112,7 @@ class DagsterWebserver:
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The `data` of a GraphQL answer; raises when the answer carries `errors`."""
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query, "variables": dict(variables or {})}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                answer = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise WebserverError(f"GraphQL HTTP {error.code}: {error.read()[:2000]!r}") from None
-        if answer.get("errors"):
-            raise WebserverError(f"GraphQL errors: {json.dumps(answer['errors'])[:2000]}")
-        return answer["data"]
+        return graphql_request(self.url, query, variables)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -146,6 +134,23 @@ class DagsterWebserver:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def graphql_request(url: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `data` of a GraphQL answer from the webserver at `url`; raises when it carries `errors`."""
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": dict(variables or {})}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as error:
+        raise WebserverError(f"GraphQL HTTP {error.code}: {error.read()[:2000]!r}") from None
+    if answer.get("errors"):
+        raise WebserverError(f"GraphQL errors: {json.dumps(answer['errors'])[:2000]}")
+    return answer["data"]
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
