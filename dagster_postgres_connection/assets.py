@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 
 from dagster import AssetKey, AssetSpec
+from dagster_shared.record import replace
 
-from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
+from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot, PostgresRelation
 from dagster_postgres_connection.catalog.selection import select_relation
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.errors import PostgresConfigError
@@ -27,7 +28,7 @@ def relation_props(
             connection_name=settings.name,
             host=settings.host,
             port=settings.port,
-            relation=relation,
+            relation=relation if settings.query_history else without_query_history(relation),
             expose_partitions=settings.expose_partitions,
             owners_by_role=settings.owners_by_role,
         )
@@ -36,6 +37,14 @@ def relation_props(
         and (settings.expose_partitions or relation.partition_of is None)
         and select_relation(settings.filters, relation.database, relation.schema, relation.name, relation.kind)
     ]
+
+
+def without_query_history(relation: PostgresRelation) -> PostgresRelation:
+    """The relation as shown with `query_history` off: a snapshot taken with it on keeps its
+    usage and executed-statement lineage, which then no longer show (like `filters`, at load)."""
+    if relation.query_usage is None and not relation.written_by_queries:
+        return relation
+    return replace(relation, query_usage=None, written_by_queries=())
 
 
 def build_asset_specs(

@@ -255,6 +255,11 @@ class PostgresConnectionSettings(BaseModel):
     max_concurrent_connections: AtLeastOne = Field(
         default=4, description="At most this many databases are read at once.", examples=[4]
     )
+    query_history: bool = Field(
+        default=False,
+        description="Read `pg_stat_statements` (where installed and readable: `pg_read_all_stats`) at every sync: executed INSERT ... SELECT, CREATE TABLE AS and MERGE statements add lineage, and each relation gets the calls and rows of the statements naming it.",
+        examples=[True],
+    )
     # How relations are shown; applied when loading, so changing them needs no re-sync.
     expose_partitions: bool = Field(
         default=False,

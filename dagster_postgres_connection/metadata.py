@@ -67,6 +67,7 @@ def relation_metadata(
             **structure_metadata(relation),
             **access_metadata(relation),
             **routine_metadata(relation),
+            **query_history_metadata(relation),
         ),
     }
     return {key: value for key, value in metadata.items() if value is not None}
@@ -102,6 +103,9 @@ class PostgresMetadataSet(NamespacedMetadataSet):
     policies: str | None = None  # one line per row-level security policy, as `CREATE POLICY` reads
     written_by: str | None = None  # one line per routine (and trigger) writing it: how, from what
     read_by: str | None = None  # signatures of the routines that read it, one per line
+    query_calls: int | None = None  # pg_stat_statements: executions of statements naming it
+    query_rows: int | None = None  # rows those statements returned or affected
+    written_by_queries: str | None = None  # executed statements that wrote it from other relations
 
     @classmethod
     def namespace(cls) -> str:
@@ -343,6 +347,22 @@ def routine_metadata(relation: PostgresRelation) -> dict[str, Any]:
         fields["written_by"] = "\n".join(lines)
     if relation.read_by:
         fields["read_by"] = "\n".join(relation.read_by)
+    return fields
+
+
+def query_history_metadata(relation: PostgresRelation) -> dict[str, Any]:
+    """`query_calls`, `query_rows` and `written_by_queries` (with `query_history`), e.g.
+    `INSERT from etl.staged_orders (12 calls, 340 rows, by etl): INSERT INTO mart.revenue ...`."""
+    fields: dict[str, Any] = {}
+    usage = relation.query_usage
+    if usage is not None:
+        fields |= {"query_calls": usage.calls, "query_rows": usage.rows}
+    if relation.written_by_queries:
+        fields["written_by_queries"] = "\n".join(
+            f"{', '.join(q.operations)} from {', '.join(f'{r.schema}.{r.name}' for r in q.reads)} "
+            f"({q.calls} calls, {q.rows} rows{f', by {q.role}' if q.role else ''}): {q.query}"
+            for q in relation.written_by_queries
+        )
     return fields
 
 

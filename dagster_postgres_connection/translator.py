@@ -75,9 +75,15 @@ class PostgresRelationProps:
     def upstream(self) -> Sequence[PostgresRelationRef]:
         """What this relation's asset depends on: relations a view reads (exact, from pg_depend),
         legacy inheritance parents, a partition's parent when partitions are assets, and what
-        the routines that write it read (parsed from their bodies, `written_by`)."""
+        the routines that write it read (parsed from their bodies, `written_by`) and, with
+        `query_history`, what executed statements that wrote it read."""
         relation = self.relation
-        refs = [*relation.inherits_from, *relation.deps, *(ref for writer in relation.written_by for ref in writer.reads)]
+        refs = [
+            *relation.inherits_from,
+            *relation.deps,
+            *(ref for writer in relation.written_by for ref in writer.reads),
+            *(ref for query in relation.written_by_queries for ref in query.reads),
+        ]
         if self.expose_partitions and relation.partition_of is not None:
             refs.insert(0, relation.partition_of)
         upstream: dict[tuple[str, str], PostgresRelationRef] = {}
@@ -114,9 +120,14 @@ class DagsterPostgresTranslator:
 
     def get_column_lineage(self, props: PostgresRelationProps) -> TableColumnLineage | None:
         """`dagster/column_lineage`: of a view, each output column from its input columns; of a
-        table routines write, each column a statement fills from source columns (`written_by`)."""
+        table routines (or executed statements) write, each column a statement fills from source
+        columns (`written_by`, `written_by_queries`)."""
         relation = props.relation
-        lineages = [*relation.column_lineage, *(c for writer in relation.written_by for c in writer.column_lineage)]
+        lineages = [
+            *relation.column_lineage,
+            *(c for writer in relation.written_by for c in writer.column_lineage),
+            *(c for query in relation.written_by_queries for c in query.column_lineage),
+        ]
         deps_by_column: dict[str, list[TableColumnDep]] = {}
         for lineage in lineages:
             deps = deps_by_column.setdefault(lineage.column, [])

@@ -1,4 +1,4 @@
-"""Debian's PostgreSQL with TLS and postgres_fdw, which the bundled servers lack.
+"""Debian's PostgreSQL with TLS, postgres_fdw and pg_stat_statements, which the bundled servers lack.
 
 One session-wide server, shared by the TLS/secrets tests and the postgres_fdw test; registered
 in the top-level conftest.py so that it starts once.
@@ -30,7 +30,8 @@ TLS_SERVER_NAME = "dpc-tls-test-server"  # the certificate's CN: deliberately no
 
 @dataclass(frozen=True)
 class DebianPostgres:
-    """A Debian PostgreSQL server with ``ssl = on`` and a self-signed certificate.
+    """A Debian PostgreSQL server with ``ssl = on`` and a self-signed certificate, and
+    pg_stat_statements in ``shared_preload_libraries``.
 
     ``target`` reaches database ``tls_db`` as a password-checked read-only role over TCP;
     ``root_cert`` is the server's own certificate, the root to trust for ``verify-ca``.
@@ -96,6 +97,8 @@ def debian_postgres_fixture() -> Iterator[DebianPostgres]:
         "port": str(port), "listen_addresses": f"'{LOCALHOST}'", "unix_socket_directories": f"'{workdir}'",
         "ssl": "on", "ssl_cert_file": f"'{cert}'", "ssl_key_file": f"'{key}'", "fsync": "off",
         "log_connections": "on",
+        # for the query history tests (catalog/test_query_history.py); inert until CREATE EXTENSION
+        "shared_preload_libraries": "'pg_stat_statements'",
     }
     with (pgdata / "postgresql.conf").open("a") as handle:
         handle.write("".join(f"{k} = {v}\n" for k, v in conf.items()))

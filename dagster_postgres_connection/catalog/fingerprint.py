@@ -238,6 +238,8 @@ def check_unchanged(settings: PostgresConnectionSettings, summary: SnapshotSumma
         return answer(False, "the snapshot is of another connection, host or port")
     if summary.selection_fingerprint != selection_fingerprint(settings):
         return answer(False, "`databases` or `filters` changed")
+    if settings.query_history:  # usage moves without any catalog change
+        return answer(False, "`query_history` is read at every sync")
     unknown = sorted(name for name, fingerprint in summary.catalog_fingerprints.items() if not fingerprint)
     if unknown or not summary.catalog_fingerprints:
         return answer(False, f"no fingerprint stored for database(s) {', '.join(f'`{n}`' for n in unknown)}")

@@ -342,6 +342,35 @@ class PostgresPolicy:
     with_check: str | None = None  # which new rows it accepts
 
 
+# --- Query history (catalog/query_history.py, opt-in `query_history`): what pg_stat_statements
+# recorded running against each relation.
+
+
+@whitelist_for_serdes
+@record
+class PostgresQueryLineage:
+    """On a relation: one executed statement that wrote it (INSERT ... SELECT, CREATE TABLE AS,
+    MERGE, UPDATE ... FROM) as pg_stat_statements recorded it, and what it read."""
+
+    query: str  # the normalized text (constants as $1), shortened
+    operations: Sequence[str]
+    calls: int
+    rows: int
+    role: str | None = None
+    reads: Sequence[PostgresRelationRef] = ()
+    column_lineage: Sequence[PostgresColumnLineage] = ()
+
+
+@whitelist_for_serdes
+@record
+class PostgresQueryUsage:
+    """What pg_stat_statements recorded for statements naming a relation, since its last reset."""
+
+    calls: int
+    rows: int  # returned or affected by those statements
+    statements: int  # distinct (normalized) statements
+
+
 @whitelist_for_serdes
 @record
 class PostgresRelation:
@@ -382,6 +411,9 @@ class PostgresRelation:
     # and the signatures of those that read it.
     written_by: Sequence[PostgresRoutineLineage] = ()
     read_by: Sequence[str] = ()
+    # Query history (catalog/query_history.py), with `query_history: true` only.
+    written_by_queries: Sequence[PostgresQueryLineage] = ()
+    query_usage: PostgresQueryUsage | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -416,6 +448,8 @@ class PostgresDatabase:
     # when the read left something out, so the next sync reads again.
     catalog_fingerprint: str = ""
     routines: Sequence[PostgresRoutine] = ()  # of the selected schemas, by schema, name, arguments
+    # With `query_history: true`: why pg_stat_statements could not be read here (None: it was, or off).
+    query_history_problem: str | None = None
 
 
 @whitelist_for_serdes

@@ -59,6 +59,10 @@ from dagster_postgres_connection.catalog.models import (
     PostgresUniqueConstraint,
     RelationName,
 )
+from dagster_postgres_connection.catalog.query_history import (
+    attach_query_history,
+    read_query_history_rows,
+)
 from dagster_postgres_connection.catalog.routines import build_routines, read_routine_rows
 from dagster_postgres_connection.catalog.security import RelationSecurity, read_relation_security
 from dagster_postgres_connection.catalog.selection import (
@@ -154,6 +158,13 @@ def read_catalog(
         statements += database_statements
     for item in skipped:
         log.warning(f"Skipping `{item.label}`: {item.reason}")
+    history_problems = [d.query_history_problem for d in read if d.query_history_problem]
+    if history_problems:
+        log.warning(
+            f"`query_history` is on for connection `{settings.name}`, but pg_stat_statements could not "
+            f"be read; assets carry no query lineage or usage from it, nothing else changes. "
+            + "; ".join(history_problems) + "."
+        )
     if not read:
         raise PostgresConnectionError(
             f"Could not read any database of connection `{settings.name}`: "
@@ -298,6 +309,8 @@ def _read_database_in_transaction(
         columns = builder.result()
     # Routines: read in the transaction, parsed once the relations are built (routines.py).
     routine_rows = read_routine_rows(conn, settings.filters)
+    # Opt-in: what pg_stat_statements recorded (query_history.py).
+    history = read_query_history_rows(conn, database, settings.username) if settings.query_history else None
     # Last: it also tells whether a statement above left a locked relation's details out.
     fingerprint = read_fingerprint(conn)
 
@@ -315,9 +328,11 @@ def _read_database_in_transaction(
             )
         )
     relations, routines = build_routines(database, routine_rows, relation_names, relations)
+    if history is not None:
+        relations = attach_query_history(relations, relation_names, history)
     database_record = PostgresDatabase(
         name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint,
-        routines=routines,
+        routines=routines, query_history_problem=history.problem if history else None,
     )
     return database_record, skipped
 

@@ -8,7 +8,7 @@ routine and firing trigger), each relation one reads its signature in `read_by`.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,22 +77,9 @@ def build_routines(
         relations: The built records of the selected relations (their columns confirm column
             lineage; a partition stands for its root unless partitions are exposed).
     """
-    catalog = RelationCatalog(
-        relations=frozenset(relation_names),
-        columns={(r.schema, r.name): [c.name for c in r.columns] for r in relations},
-    )
+    catalog = relation_catalog(relation_names, relations)
     parse_schema = catalog.parse_schema()
-    by_name = {(r.schema, r.name): r for r in relations}
-
-    def ref(name: RelationName) -> PostgresRelationRef:
-        record = by_name.get(name)
-        if record is not None and record.partition_of is not None:
-            return PostgresRelationRef(
-                schema=name[0], name=name[1],
-                root_schema=record.partition_of.root_schema or record.partition_of.schema,
-                root_name=record.partition_of.root_name or record.partition_of.name,
-            )
-        return PostgresRelationRef(schema=name[0], name=name[1])
+    ref = relation_refs(relations)
 
     routines: list[PostgresRoutine] = []
     written_by: dict[RelationName, list[PostgresRoutineLineage]] = defaultdict(list)
@@ -169,6 +156,32 @@ def build_routines(
     return updated, routines
 
 
+def relation_catalog(relation_names: Iterable[RelationName], relations: Sequence[PostgresRelation]) -> RelationCatalog:
+    """What names in SQL may resolve to: every relation of the database, with the columns of the
+    selected ones (their records)."""
+    return RelationCatalog(
+        relations=frozenset(relation_names),
+        columns={(r.schema, r.name): [c.name for c in r.columns] for r in relations},
+    )
+
+
+def relation_refs(relations: Sequence[PostgresRelation]) -> Callable[[RelationName], PostgresRelationRef]:
+    """`(schema, name) -> PostgresRelationRef`, naming a selected partition's root."""
+    by_name = {(r.schema, r.name): r for r in relations}
+
+    def ref(name: RelationName) -> PostgresRelationRef:
+        record = by_name.get(name)
+        if record is not None and record.partition_of is not None:
+            return PostgresRelationRef(
+                schema=name[0], name=name[1],
+                root_schema=record.partition_of.root_schema or record.partition_of.schema,
+                root_name=record.partition_of.root_name or record.partition_of.name,
+            )
+        return PostgresRelationRef(schema=name[0], name=name[1])
+
+    return ref
+
+
 def _column_lineage(
     write: WriteLineage, target_columns: Sequence[str], ref: Any
 ) -> list[PostgresColumnLineage]:
@@ -209,8 +222,3 @@ def _config_search_path(config: Sequence[str] | None) -> list[str]:
     return []
 
 
-def routines_by_schema(routines: Iterable[PostgresRoutine]) -> Mapping[str, list[PostgresRoutine]]:
-    by_schema: dict[str, list[PostgresRoutine]] = defaultdict(list)
-    for routine in routines:
-        by_schema[routine.schema].append(routine)
-    return by_schema
