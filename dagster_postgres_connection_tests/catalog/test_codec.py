@@ -28,6 +28,8 @@ from dagster_postgres_connection.catalog.models import (
     PostgresPartition,
     PostgresPartitioning,
     PostgresPolicy,
+    PostgresQueryLineage,
+    PostgresQueryUsage,
     PostgresRelation,
     PostgresRelationKind,
     PostgresRelationRef,
@@ -84,6 +86,10 @@ def everything() -> PostgresCatalogSnapshot:
                                            column_lineage=[PostgresColumnLineage(column="id", inputs=[PostgresColumnRef(relation=PARTITION_REF, column="id")])],
                                            trigger="t on sales.orders (AFTER INSERT, ROW)")],
         read_by=["etl.load(d date)"],
+        written_by_queries=[PostgresQueryLineage(query="INSERT INTO t SELECT $1", operations=["MERGE"], calls=3, rows=4, role="etl",
+                                                 reads=[PARTITION_REF],
+                                                 column_lineage=[PostgresColumnLineage(column="id", inputs=[PostgresColumnRef(relation=PARTITION_REF, column="id")])])],
+        query_usage=PostgresQueryUsage(calls=7, rows=8, statements=2),
     )  # fmt: skip
     routine = PostgresRoutine(
         schema="etl", name="load", kind="procedure", arguments="d date", language="plpgsql", return_type="void",
@@ -96,7 +102,7 @@ def everything() -> PostgresCatalogSnapshot:
     return PostgresCatalogSnapshot(
         connection_name="shop_prod", host="db.internal", port=6543, captured_at=1764000000.5,
         databases=[PostgresDatabase(name="shop", server_version="18.1", relations=[relation], catalog_fingerprint="f00d",
-                                    routines=[routine])],
+                                    routines=[routine], query_history_problem="not installed")],
         skipped=[PostgresSkippedObject(database="shop", schema="hr", name=None, reason="no USAGE")],
         selection_fingerprint="abc", format_version=3, statement_count=11, read_seconds=0.25,
     )  # fmt: skip
