@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from dagster import Definitions
+from dagster import AssetSpec, Definitions
 
 from dagster_postgres_connection.assets import build_relation_specs
 from dagster_postgres_connection.catalog._gc import paused_gc
@@ -23,7 +23,7 @@ from dagster_postgres_connection.observe.config import (
 from dagster_postgres_connection.observe.sync import PostgresSyncTarget
 from dagster_postgres_connection.observe.sync_job import build_observe_definitions
 from dagster_postgres_connection.observe.versions import ChangeWatch
-from dagster_postgres_connection.translator import DagsterPostgresTranslator
+from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
 
 # Every load of a connection's checks would show Dagster's own BetaWarning (see load_warnings.py).
 ignore_check_conversion_beta_warning()
@@ -37,6 +37,22 @@ def describe_age(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def with_freshness_policies(
+    pairs: list[tuple[PostgresRelationProps, AssetSpec]], sync: PostgresSyncSettings
+) -> list[tuple[PostgresRelationProps, AssetSpec]]:
+    """Each spec with the `FreshnessPolicy` of the first `freshness` rule matching its relation,
+    unless the translator already gave it one."""
+    if not sync.freshness:
+        return pairs
+    result = []
+    for props, spec in pairs:
+        rule = next((r for r in sync.freshness if r.matches(props.database, props.schema, props.name)), None)
+        if rule is not None and spec.freshness_policy is None:
+            spec = spec.replace_attributes(freshness_policy=rule.policy)
+        result.append((props, spec))
+    return result
 
 
 @paused_gc()  # ~11k specs with ~150k column records at 10k tables (see catalog/_gc.py)
@@ -70,7 +86,8 @@ def build_connection_definitions(
             f"snapshot was taken {describe_age(time.time() - snapshot.captured_at)} ago: relations "
             f"that are newly selected appear after a re-sync (`dg utils refresh-defs-state`)."
         )
-    pairs = build_relation_specs(snapshot, settings, translator)
+    sync = sync or PostgresSyncSettings()
+    pairs = with_freshness_policies(build_relation_specs(snapshot, settings, translator), sync)
     specs = [spec for _, spec in pairs]
     if not specs:
         warn_at_load(
@@ -79,7 +96,6 @@ def build_connection_definitions(
             f"`databases` and `filters`, or run `dagster-postgres-connection preview`."
         )
     asset_keys = {(props.database, props.schema, props.name): spec.key for props, spec in pairs}
-    sync = sync or PostgresSyncSettings()
     target = PostgresSyncTarget(
         settings=settings,
         sync=sync,

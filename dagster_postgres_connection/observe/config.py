@@ -4,13 +4,28 @@ Plain pydantic models shared by the YAML component and the Python factory, so va
 messages are written once, like `config.py` for the connection itself.
 """
 
-from typing import Annotated, Literal
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster._utils.schedules import is_valid_cron_string
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dagster_postgres_connection.config import NameFilter
+
+if TYPE_CHECKING:
+    from dagster import FreshnessPolicy
 
 # What a sync reports for a relation whose statistics did not change since the previous sync.
 UnchangedRelations = Literal["nothing", "observation"]
@@ -123,6 +138,86 @@ class PostgresChangeSensorSettings(BaseModel):
         return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str, attribute: str) -> timedelta:
+    """`"90s"`, `"30m"`, `"6h"`, `"1d"`, `"2w"` -> a timedelta."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(
+            f"`{attribute}` {value!r} is not a duration: write a number and a unit (s, m, h, d, w), e.g. `6h` or `30m`."
+        )
+    return timedelta(seconds=float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2).lower()])
+
+
+class PostgresFreshnessRule(BaseModel):
+    """Relations that should change at least every `fail_window`: Dagster's `FreshnessPolicy`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    relations: Sequence[str] = Field(
+        description="Regular expressions (as in `filters`: case-insensitive, whole `name`, `schema.name` or `database.schema.name`) of the relations this rule applies to.",
+        examples=[["public\\.(rental|payment)"]],
+    )
+    fail_window: str = Field(
+        description="The relation is failing its freshness policy when its data has not changed for this long (at least `1m`), e.g. `6h`.",
+        examples=["6h"],
+    )
+    warn_window: str | None = Field(
+        default=None,
+        description="Warn when its data has not changed for this long (at least `1m`, shorter than `fail_window`), e.g. `1h`.",
+        examples=["1h"],
+    )
+
+    @field_validator("relations")
+    @classmethod
+    def _compile_each(cls, patterns: Sequence[str]) -> Sequence[str]:
+        if not patterns:
+            raise ValueError("`freshness.relations` is empty: list regexes of the relations, e.g. `[public\\.rental]`.")
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except re.error as error:
+                raise ValueError(
+                    f"`freshness.relations` pattern #{index + 1} {pattern!r} is not a valid Python regular "
+                    f"expression ({error}). Fix or escape it, e.g. `public\\.rental`."
+                ) from None
+        return tuple(patterns)
+
+    @model_validator(mode="after")
+    def _valid_windows(self) -> "PostgresFreshnessRule":
+        fail = parse_duration(self.fail_window, "freshness.fail_window")
+        if fail < timedelta(minutes=1):
+            raise ValueError(f"`freshness.fail_window` {self.fail_window!r} is below Dagster's minimum of 1 minute: use e.g. `1m` or `6h`.")
+        if self.warn_window is not None:
+            warn = parse_duration(self.warn_window, "freshness.warn_window")
+            if not timedelta(minutes=1) <= warn < fail:
+                raise ValueError(
+                    f"`freshness.warn_window` {self.warn_window!r} must be at least 1 minute and shorter "
+                    f"than `fail_window` {self.fail_window!r}, e.g. `fail_window: 6h, warn_window: 1h`."
+                )
+        return self
+
+    @cached_property
+    def regexes(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(pattern, re.IGNORECASE) for pattern in self.relations)
+
+    @cached_property
+    def policy(self) -> "FreshnessPolicy":
+        """`FreshnessPolicy.time_window(fail_window, warn_window)`, built once per rule."""
+        from dagster import FreshnessPolicy
+        return FreshnessPolicy.time_window(
+            fail_window=parse_duration(self.fail_window, "freshness.fail_window"),
+            warn_window=parse_duration(self.warn_window, "freshness.warn_window") if self.warn_window else None,
+        )
+
+    def matches(self, database: str, schema: str, name: str) -> bool:
+        candidates = (name, f"{schema}.{name}", f"{database}.{schema}.{name}")
+        return any(regex.fullmatch(candidate) for regex in self.regexes for candidate in candidates)
+
+
 class PostgresSyncSettings(BaseModel):
     """How the sync job reports on the connection's relations."""
 
@@ -157,6 +252,11 @@ class PostgresSyncSettings(BaseModel):
         default=None,
         description="Define `<name>_change_sensor` (running by default): every `minimum_interval_seconds` it reads the statistics of every selected relation (one lock-free statement per database) and reports a runless materialization, with its new data version, for each relation whose data changed, so `AutomationCondition.eager()` downstream runs. Off when not set.",
         examples=[{"minimum_interval_seconds": 30}],
+    )
+    freshness: Sequence[PostgresFreshnessRule] = Field(
+        default=(),
+        description="Dagster `FreshnessPolicy`s: a list of `{relations: [regex, ...], fail_window: 6h, warn_window: 1h}`; the first rule matching a relation gives its policy. Freshness counts from the latest materialization: use with `change_sensor` (or `emit_materializations`).",
+        examples=[[{"relations": ["public\\.(rental|payment)"], "fail_window": "6h", "warn_window": "1h"}]],
     )
     schema_checks: bool = Field(
         default=True,
