@@ -263,7 +263,7 @@ def plpgsql_statements(body: str) -> list[tuple[str, str]]:
                 elif role == "begin":
                     declaring = False
                 elif role == "dynamic":
-                    found.append(("dynamic", text[: match.end()]))
+                    found.append(("dynamic", text[: match.end()].strip()))
                 elif role in ("expression", "query"):
                     start, end = match.span("read")
                     found.append(("expression" if role == "expression" else "sql", text[start:end].strip()))
@@ -318,7 +318,7 @@ def _without_into_variables(text: str, masked: str) -> str:
     clause so the rest parses as SQL (the first one only: a statement has at most one)."""
     for match in _INTO_VARIABLES.finditer(masked):
         if not _WRITES_INTO.search(masked[: match.start()]):
-            return text[: match.start()] + " " + text[match.end() :]
+            return (text[: match.start()] + " " + text[match.end() :]).strip()
     return text
 
 

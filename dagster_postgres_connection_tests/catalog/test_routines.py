@@ -241,3 +241,55 @@ def test_the_sync_job_lists_the_routines_of_the_selected_schemas(pipeline_db: Pg
     no_routines = settings_for(pipeline_db, filters={"schemas": {"include": ["public"]}})
     defs = build_connection_definitions(no_routines, pipeline, DagsterPostgresTranslator())
     assert "dagster-postgres-connection/routines" not in defs.resolve_job_def(f"{CONNECTION}_sync").metadata
+
+
+# DataHub's own Postgres integration fixture (metadata-ingestion/tests/integration/postgres), where
+# DataHub emits an edge for the LANGUAGE SQL procedure; plus the same body in plpgsql, which its
+# lineage skips (it parses `sql` procedures only), and as a function (it reads procedures only).
+DATAHUB_FIXTURE_DDL = """
+CREATE TABLE raw_orders (id SERIAL PRIMARY KEY, customer_id INT NOT NULL, amount DECIMAL(10, 2) NOT NULL);
+CREATE TABLE processed_orders (order_id INT, customer_id INT, total DECIMAL(10, 2));
+CREATE PROCEDURE etl_process_orders()
+LANGUAGE SQL
+AS $$
+    INSERT INTO processed_orders (order_id, customer_id, total)
+    SELECT id AS order_id, customer_id, amount AS total FROM raw_orders;
+$$;
+CREATE TABLE processed_orders_plpgsql (order_id INT, customer_id INT, total DECIMAL(10, 2));
+CREATE PROCEDURE etl_process_orders_plpgsql() LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO processed_orders_plpgsql (order_id, customer_id, total)
+    SELECT id AS order_id, customer_id, amount AS total FROM raw_orders;
+END $$;
+CREATE TABLE processed_orders_fn (order_id INT, customer_id INT, total DECIMAL(10, 2));
+CREATE FUNCTION etl_process_orders_fn() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO processed_orders_fn SELECT id, customer_id, amount FROM raw_orders;
+END $$;
+"""
+
+
+def test_the_datahub_fixture_procedure_gives_the_same_edge_and_column_lineage(
+    pagila_server: EmbeddedPostgres, pagila: PgTarget
+) -> None:
+    with database_with(pagila_server, "routines_datahub_fixture", DATAHUB_FIXTURE_DDL) as target:
+        pagila_server.execute(
+            "GRANT SELECT ON raw_orders, processed_orders, processed_orders_plpgsql, processed_orders_fn TO dagster_reader",
+            target.database,
+        )
+        snapshot = read(target)
+        specs = specs_by_key(target, snapshot)
+        raw = key(target, "public", "raw_orders")
+        for table, routine in (
+            ("processed_orders", "public.etl_process_orders()"),
+            ("processed_orders_plpgsql", "public.etl_process_orders_plpgsql()"),
+            ("processed_orders_fn", "public.etl_process_orders_fn()"),
+        ):
+            spec = specs[key(target, "public", table)]
+            assert [dep.asset_key for dep in spec.deps] == [raw], table
+            assert spec.metadata["dagster-postgres-connection/written_by"].startswith(f"{routine} "), table
+            lineage = spec.metadata["dagster/column_lineage"]
+            assert isinstance(lineage, dg.TableColumnLineage)
+            assert {column: [d.column_name for d in deps] for column, deps in lineage.deps_by_column.items()} == {
+                "order_id": ["id"], "customer_id": ["customer_id"], "total": ["amount"],
+            }, table
