@@ -232,3 +232,32 @@ def test_either_order_and_python(dbt_example: DbtExample) -> None:
 def _edges(defs: dg.Definitions) -> set[tuple[dg.AssetKey, dg.AssetKey]]:
     graph = defs.resolve_asset_graph()
     return {(parent, key) for key in graph.get_all_asset_keys() for parent in graph.get(key).parent_keys}
+
+
+
+def test_column_lineage_across_the_boundary(dbt_example: DbtExample) -> None:
+    """dagster-dbt's column lineage (from the compiled SQL, at run time) names the connection's
+    columns for dbt sources, since the example's `translation:` gives sources the connection's
+    keys; and the connection's view lineage names the dbt model's columns (see above)."""
+    lineage = {
+        event.asset_key.path[-1]: TableMetadataSet.extract(event.materialization.metadata).column_lineage
+        for event in dbt_example.built.get_asset_materialization_events()
+    }
+    film, rental, inventory = (dbt_example.key("public", t) for t in ("film", "rental", "inventory"))
+
+    def deps(model: str) -> dict[str, set[tuple[dg.AssetKey, str]]]:
+        model_lineage = lineage[model]
+        assert model_lineage is not None, model
+        return {c: {(d.asset_key, d.column_name) for d in ds} for c, ds in model_lineage.deps_by_column.items()}
+
+    assert deps("stg_films") == {
+        "film_id": {(film, "film_id")},
+        "title": {(film, "title")},
+        "rating": {(film, "rating")},
+        "rental_rate": {(film, "rental_rate")},
+        "length_minutes": {(film, "length")},
+    }
+    assert deps("stg_rentals")["film_id"] == {(inventory, "film_id")}
+    assert deps("stg_rentals")["rental_date"] == {(rental, "rental_date")}
+    stg_films = dbt_specs(dbt_example.defs)["stg_films"].key
+    assert deps("film_revenue")["title"] == {(stg_films, "title")}
