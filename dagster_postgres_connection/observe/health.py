@@ -112,8 +112,9 @@ def table_health(
 
 
 def health_moved(before: "PostgresTableHealth | None", after: "PostgresTableHealth | None") -> bool:
-    """Maintenance happened, or the table became used or unused, since the previous sync."""
-    return after is not None and (before is None or before.signature() != after.signature())
+    """Maintenance happened, or the table became used or unused, since the previous sync (no
+    previous health, as in statistics kept by an earlier version: no baseline, no report)."""
+    return before is not None and after is not None and before.signature() != after.signature()
 
 
 def health_metadata(health: "PostgresTableHealth | None") -> dict[str, MetadataValue]:

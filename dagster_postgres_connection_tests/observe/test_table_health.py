@@ -5,7 +5,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from dagster_shared.record import copy
 
+from dagster_postgres_connection.observe.health import PostgresTableHealth, health_moved
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.observe.conftest import (
     build_defs,
@@ -144,3 +146,15 @@ def test_health_sends_no_statement_of_its_own(
     quiet_again = run_job(defs, instance)
     assert data_events(quiet_again) == {}
     assert summary(quiet_again)["statements"] == summary(quiet)["statements"]
+
+
+def test_what_makes_health_worth_an_event() -> None:
+    """Maintenance and use flips report; scan counts alone do not; statistics kept by an earlier
+    version (no health yet) are no baseline, so upgrading does not report every table once."""
+    base = PostgresTableHealth(sequential_scans=3, index_scans=0, scans_by_others=3, last_analyze=1.0)
+    assert not health_moved(base, copy(base, sequential_scans=40, scans_by_others=40))
+    assert health_moved(base, copy(base, last_autovacuum=2.0))
+    assert health_moved(base, copy(base, index_scans=1))  # no longer "never index-scanned"
+    assert health_moved(copy(base, scans_by_others=0), base)  # became used
+    assert not health_moved(None, base)
+    assert (base.unused, base.never_index_scanned, copy(base, index_scans=None).never_index_scanned) == (False, True, None)
