@@ -16,6 +16,7 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetObservation,
+    DagsterInstance,
     Definitions,
     MetadataValue,
     OpExecutionContext,
@@ -140,11 +141,12 @@ class RelationProfile:
 
 
 def profile_relations(
-    target: PostgresSyncTarget, settings: PostgresProfilingSettings
+    target: PostgresSyncTarget, settings: PostgresProfilingSettings, instance: DagsterInstance | None = None
 ) -> Iterator[tuple[AssetKey, RelationProfile]]:
-    """Profiles of every asset relation `profiling.relations` selects."""
+    """Profiles of every asset relation `profiling.relations` selects (the last snapshot's
+    relations: `instance` holds it under VERSIONED_STATE_STORAGE)."""
     log = get_dagster_logger()
-    relations = selected_relations(target.previous_snapshot(), target.settings)
+    relations = selected_relations(target.previous_snapshot(instance), target.settings)
     chosen: dict[str, list[PostgresRelation]] = defaultdict(list)
     for key, relation in relations.items():
         if key in target.asset_keys and select_for_profiling(settings.relations, *key):
@@ -260,7 +262,7 @@ def build_profile_definitions(target: PostgresSyncTarget, settings: PostgresProf
     def _profile_op(context: OpExecutionContext) -> Iterator[AssetObservation]:
         count = 0
         with reported_as_failure():
-            for asset_key, profile in profile_relations(target, settings):
+            for asset_key, profile in profile_relations(target, settings, context.instance):
                 count += 1
                 yield AssetObservation(asset_key=asset_key, metadata=profile.to_metadata(settings))
         context.log.info(f"Profiled {count} relations.")

@@ -61,7 +61,10 @@ def test_versioned_sync_writes_a_version_only_when_the_catalog_changed(
     db: PgTarget, pagila_server: EmbeddedPostgres, versioned_instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     attributes = connection_attributes(
-        db, password_env=PASSWORD_ENV, defs_state={"management_type": "VERSIONED_STATE_STORAGE"}
+        db,
+        password_env=PASSWORD_ENV,
+        defs_state={"management_type": "VERSIONED_STATE_STORAGE"},
+        profiling={"relations": {"include": ["public\\.actor"]}},
     )
     storage = versioned_instance.defs_state_storage
     assert storage is not None
@@ -104,6 +107,9 @@ def test_versioned_sync_writes_a_version_only_when_the_catalog_changed(
         after = run_job(reloaded, versioned_instance)
         assert after.success and set(data_events(after)) == {"arrivals"}
         assert len(versions(tmp_path)) == 2
+        # The profile job finds its relations in the latest state version too.
+        profiled = run_job(reloaded, versioned_instance, "pagila_prod_profile")
+        assert profiled.success and set(data_events(profiled)) == {"actor"}
 
 
 def load_error_text(sandbox: Any, path: Path) -> str:
