@@ -98,7 +98,7 @@ class PostgresMetadataSet(NamespacedMetadataSet):
     foreign_data_wrapper: str | None = None
     foreign_server_options: str | None = None  # `host=..., dbname=...`; user mappings are never read
     foreign_table_options: str | None = None
-    select_grantees: str | None = None  # roles granted SELECT directly, `PUBLIC` first: `PUBLIC, analyst, app`
+    select_grantees: str | None = None  # roles granted SELECT directly, `PUBLIC` first: `PUBLIC, analyst, app (columns id, name)`
     row_security: str | None = None  # `enabled`, or `enabled, forced` (applies to the owner too); absent when off
     policies: str | None = None  # one line per row-level security policy, as `CREATE POLICY` reads
     written_by: str | None = None  # one line per routine (and trigger) writing it: how, from what
@@ -307,7 +307,9 @@ def summarize_bounds(partitioning: PostgresPartitioning, limit: int = 20) -> str
 def access_metadata(relation: PostgresRelation) -> dict[str, Any]:
     """Fields of `PostgresMetadataSet` on who may read the relation: SELECT grantees,
     row-level security and its policies."""
-    fields: dict[str, Any] = {"select_grantees": ", ".join(relation.select_grantees) or None}
+    grantees = [*relation.select_grantees]
+    grantees += [f"{role} (columns {', '.join(columns)})" for role, columns in relation.column_select_grants.items()]
+    fields: dict[str, Any] = {"select_grantees": ", ".join(grantees) or None}
     if relation.row_security:
         fields["row_security"] = "enabled, forced" if relation.force_row_security else "enabled"
     fields["policies"] = "\n".join(describe_policy(policy) for policy in relation.policies) or None

@@ -404,6 +404,7 @@ class PostgresRelation:
     # Access (catalog/security.py): roles granted SELECT directly (`PUBLIC` included), row-level
     # security enabled / forced on the owner too, and its policies.
     select_grantees: Sequence[str] = ()
+    column_select_grants: Mapping[str, Sequence[str]] = {}  # role -> the only columns it may SELECT
     row_security: bool = False
     force_row_security: bool = False
     policies: Sequence[PostgresPolicy] = ()

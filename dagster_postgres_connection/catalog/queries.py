@@ -392,10 +392,25 @@ LIST_FOREIGN_TABLES = text(
 # Not the connecting role's own privileges (`access/`): every role's, as catalog metadata.
 
 # The roles granted SELECT on each relation of the given schemas (`PUBLIC` for everyone), from
-# its ACL (NULL: the owner's default privileges), and its row-level security flags. Direct
+# its ACL (NULL: the owner's default privileges), the roles granted SELECT on some of its columns
+# only (`GRANT SELECT (a, b)`, in pg_attribute's ACLs), and its row-level security flags. Direct
 # grants only: members of a granted role (role inheritance) are not expanded.
 LIST_RELATION_ACCESS = text(
     f"""
+    WITH column_grants AS MATERIALIZED (
+        -- the few columns with an ACL of their own, found in one pass over pg_attribute
+        SELECT g.attrelid, json_object_agg(g.grantee, g.columns) AS grants
+        FROM (
+            SELECT a.attrelid,
+                   CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END AS grantee,
+                   array_agg(a.attname ORDER BY a.attnum) AS columns
+            FROM pg_attribute a
+            CROSS JOIN LATERAL aclexplode(a.attacl) x
+            WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND x.privilege_type = 'SELECT'
+            GROUP BY 1, 2
+        ) g
+        GROUP BY g.attrelid
+    )
     SELECT
         n.nspname AS schema,
         c.relname AS name,
@@ -404,10 +419,12 @@ LIST_RELATION_ACCESS = text(
             FROM aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a
             WHERE a.privilege_type = 'SELECT'
         ) AS select_grantees,
+        cg.grants AS column_select_grants,
         c.relrowsecurity AS row_security,
         c.relforcerowsecurity AS force_row_security
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN column_grants cg ON cg.attrelid = c.oid
     WHERE c.relkind IN {RELATIONS} AND n.nspname = ANY(:schemas)
     """
 )

@@ -426,6 +426,7 @@ def _build_relation(
         inherits_from=placement.inherits_from,
         foreign_table=details.foreign_table,
         select_grantees=security.select_grantees,
+        column_select_grants=security.column_select_grants,
         row_security=security.row_security,
         force_row_security=security.force_row_security,
         policies=security.policies,

@@ -21,6 +21,7 @@ class RelationSecurity:
     """One relation's access fields of `PostgresRelation`."""
 
     select_grantees: list[str] = field(default_factory=list)
+    column_select_grants: dict[str, list[str]] = field(default_factory=dict)  # role -> columns
     row_security: bool = False
     force_row_security: bool = False
     policies: list[PostgresPolicy] = field(default_factory=list)
@@ -33,8 +34,13 @@ def read_relation_security(conn: Connection, schemas: Sequence[str]) -> dict[Rel
         return security
     for row in conn.execute(queries.LIST_RELATION_ACCESS, {"schemas": list(schemas)}):
         security[(row.schema, row.name)] = RelationSecurity(
-            # PUBLIC first, then roles by name, whatever order the ACL lists them in
-            select_grantees=sorted(row.select_grantees, key=lambda role: (role != "PUBLIC", role)),
+            select_grantees=sorted(row.select_grantees, key=_public_first),
+            # a role granted the whole relation may read every column anyway
+            column_select_grants={
+                role: list(columns)
+                for role, columns in sorted((row.column_select_grants or {}).items(), key=lambda item: _public_first(item[0]))
+                if role not in row.select_grantees
+            },
             row_security=row.row_security,
             force_row_security=row.force_row_security,
         )
@@ -45,9 +51,14 @@ def read_relation_security(conn: Connection, schemas: Sequence[str]) -> dict[Rel
                 name=row.name,
                 command=row.command,
                 permissive=row.permissive,
-                roles=sorted(row.roles, key=lambda role: (role != "PUBLIC", role)),
+                roles=sorted(row.roles, key=_public_first),
                 using=row.using_expression,
                 with_check=row.check_expression,
             )
         )
     return security
+
+
+def _public_first(role: str) -> tuple[bool, str]:
+    """`PUBLIC` first, then roles by name, whatever order the catalog lists them in."""
+    return (role != "PUBLIC", role)

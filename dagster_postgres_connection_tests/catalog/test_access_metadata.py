@@ -46,6 +46,8 @@ GRANT SELECT ON crm.account TO {APP};
 GRANT SELECT ON crm.country TO PUBLIC;
 GRANT INSERT ON crm.audit TO {APP};  -- not SELECT: not a reader
 GRANT SELECT ON crm.account_names TO {ANALYST};
+GRANT SELECT (id, region) ON crm.account TO PUBLIC;  -- some columns only
+GRANT SELECT (owner_name), UPDATE (region) ON crm.account TO {ANALYST};  -- already granted the whole table
 """
 
 
@@ -77,6 +79,14 @@ def test_select_grantees_are_the_roles_postgres_lets_select(
         assert list(relation(snapshot, "crm", name).select_grantees) == sorted(
             grantees, key=lambda role: (role != "PUBLIC", role)
         ), name
+    # Column grants: PUBLIC may read two columns of account; the analyst's column grant adds
+    # nothing to its grant of the whole table.
+    assert dict(relation(snapshot, "crm", "account").column_select_grants) == {"PUBLIC": ["id", "region"]}
+    assert dict(relation(snapshot, "crm", "country").column_select_grants) == {}
+    (columns_readable,) = pagila_server.query(
+        "SELECT has_column_privilege('public', 'crm.account', 'region', 'SELECT')", database=crm.database
+    )[0]
+    assert columns_readable is True
     # Postgres agrees, role by role: every grantee may SELECT; a role granted nothing may not,
     # unless PUBLIC may.
     for name, grantees in expected.items():
@@ -133,7 +143,7 @@ def test_access_metadata_keys(snapshot: PostgresCatalogSnapshot, crm: PgTarget) 
     specs = specs_by_key(crm, snapshot)
     account = PostgresMetadataSet.extract(specs[key(crm, "crm", "account")].metadata)
     analyst, app = sorted([ANALYST, APP])
-    assert account.select_grantees == ", ".join(sorted(["postgres", ANALYST, APP, READER_ROLE]))
+    assert account.select_grantees == ", ".join(sorted(["postgres", ANALYST, APP, READER_ROLE])) + ", PUBLIC (columns id, region)"
     assert account.row_security == "enabled, forced"
     assert (account.policies or "").splitlines() == [
         f"by_region: PERMISSIVE FOR SELECT TO {analyst}, {app} USING (region = current_setting('app.region'::text, true))",

@@ -80,7 +80,7 @@ def everything() -> PostgresCatalogSnapshot:
         partition_of=PARTITION_REF, partition_bound="DEFAULT",
         inherits_from=[PARTITION_REF, ROOT],
         foreign_table=PostgresForeignTable(server="srv", wrapper="postgres_fdw", server_options={"host": "h"}, table_options={"table_name": "t"}),
-        select_grantees=["PUBLIC", "analyst"], row_security=True, force_row_security=True,
+        select_grantees=["PUBLIC", "analyst"], column_select_grants={"auditor": ["id", "day"]}, row_security=True, force_row_security=True,
         policies=[PostgresPolicy(name="own", command="SELECT", permissive=False, roles=["PUBLIC"], using="(a > 0)", with_check="(b > 0)")],
         written_by=[PostgresRoutineLineage(routine="etl.load(d date)", kind="procedure", operations=["INSERT"], reads=[PARTITION_REF],
                                            column_lineage=[PostgresColumnLineage(column="id", inputs=[PostgresColumnRef(relation=PARTITION_REF, column="id")])],

@@ -154,6 +154,10 @@ CHANGES: dict[str, tuple[str, Callable[[PostgresCatalogSnapshot], object]]] = {
         "GRANT SELECT ON public.fp_probe TO {group}",
         lambda s: getattr(_relation(s, "fp_probe"), "select_grantees", None),
     ),
+    "grant_columns": (
+        "GRANT SELECT (name) ON public.fp_probe TO {group}",
+        lambda s: getattr(_relation(s, "fp_probe"), "column_select_grants", None),
+    ),
     "enable_row_security": (
         "ALTER TABLE public.fp_probe ENABLE ROW LEVEL SECURITY",
         lambda s: getattr(_relation(s, "fp_probe"), "row_security", None),
