@@ -5,16 +5,23 @@ unchanged catalog writes no version. (The reload through a real code server is t
 in `e2e/test_deployment.py`.)"""
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.remote_origin import (
+    GrpcServerCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 from dagster._utils.test.definitions import scoped_definitions_load_context
 
-from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection.observe.versioned_state import reload_code_location
+from dagster_postgres_connection.testing import LOCALHOST, EmbeddedPostgres, find_free_port
 from dagster_postgres_connection_tests.observe.conftest import (
     PASSWORD_ENV,
     data_events,
@@ -139,3 +146,24 @@ def test_versioned_load_names_the_fix_without_storage_or_version(
             text = load_error_text(sandbox, path)
         assert "has no `defs_state_storage`: add one to dagster.yaml" in text, text
         assert "`UPathDefsStateStorage`" in text and "LOCAL_FILESYSTEM" in text
+
+
+def test_reload_request_to_an_unreachable_code_server_warns_naming_the_fix(
+    versioned_instance: dg.DagsterInstance, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run's code server is gone (a port nothing listens on): the sync warns and goes on."""
+    origin = GrpcServerCodeLocationOrigin(host=LOCALHOST, port=find_free_port(), location_name="warehouse")
+    run = dg.DagsterRun(
+        job_name="warehouse_sync",
+        run_id="0" * 36,
+        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(origin, "__repository__"), "warehouse_sync"),
+    )
+    storage = versioned_instance.defs_state_storage
+    assert storage is not None
+    started = time.monotonic()
+    message = reload_code_location(run, storage, "warehouse")
+    assert time.monotonic() - started < 30
+    assert "Could not ask the code server of location `warehouse`" in message
+    assert f"{LOCALHOST}:{origin.port}" in message
+    assert "restart the code server or reload the location in the UI" in message
+    assert message in caplog.text
