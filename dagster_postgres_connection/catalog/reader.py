@@ -63,7 +63,11 @@ from dagster_postgres_connection.catalog.query_history import (
     attach_query_history,
     read_query_history_rows,
 )
-from dagster_postgres_connection.catalog.routines import build_routines, read_routine_rows
+from dagster_postgres_connection.catalog.routines import (
+    build_routines,
+    read_routine_rows,
+    routine_analysis_in_background,
+)
 from dagster_postgres_connection.catalog.security import RelationSecurity, read_relation_security
 from dagster_postgres_connection.catalog.selection import (
     select_database,
@@ -290,6 +294,9 @@ def _read_database_in_transaction(
     # Python work runs on worker threads while the statements after it wait on the server
     # (psycopg2 releases the GIL meanwhile): views are parsed (lineage.py), and ~150k column
     # rows become records as they arrive and while the keys, indexes and constraints are read.
+    # Routines: their bodies are parsed on a worker thread once the columns are built (routines.py).
+    routine_rows = read_routine_rows(conn, settings.filters)
+    relation_names = [(row.schema, row.name) for row in relation_rows]
     with (
         view_lineage_in_background(conn, schemas, view_definitions) as views,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpc-columns") as pool,
@@ -303,12 +310,12 @@ def _read_database_in_transaction(
                 )
         finally:
             builder.close()
-        keys = _read_keys(conn, schemas)
-        details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
-        security = read_relation_security(conn, schemas)
-        columns = builder.result()
-    # Routines: read in the transaction, parsed once the relations are built (routines.py).
-    routine_rows = read_routine_rows(conn, settings.filters)
+        with routine_analysis_in_background(routine_rows, relation_names, builder.result) as routine_analyses:
+            keys = _read_keys(conn, schemas)
+            details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
+            security = read_relation_security(conn, schemas)
+            columns = builder.result()
+            analyses = routine_analyses.result()
     # Opt-in: what pg_stat_statements recorded (query_history.py).
     history = read_query_history_rows(conn, database, settings.username) if settings.query_history else None
     # Last: it also tells whether a statement above left a locked relation's details out.
@@ -316,7 +323,6 @@ def _read_database_in_transaction(
 
     # Each relation's inputs are dropped as its record is built: at 50k tables the rows, columns
     # and key dicts would otherwise all still be in memory beside the finished records.
-    relation_names = [(row.schema, row.name) for row in relation_rows]
     del relation_rows
     relations = []
     for key in list(rows_by_key):
@@ -327,7 +333,7 @@ def _read_database_in_transaction(
                 security=security.pop(key, None) or RelationSecurity(),
             )
         )
-    relations, routines = build_routines(database, routine_rows, relation_names, relations)
+    relations, routines = build_routines(database, routine_rows, analyses, relations)
     if history is not None:
         relations = attach_query_history(relations, relation_names, history)
     database_record = PostgresDatabase(
