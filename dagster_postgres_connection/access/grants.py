@@ -72,6 +72,7 @@ def read_only_recipe(
     *,
     create_role: bool = True,
     creators: Iterable[str] = (),
+    query_history: bool = False,
 ) -> list[str]:
     """The full read-only role recipe (as in the Dagster+ docs), for psql.
 
@@ -84,14 +85,23 @@ def read_only_recipe(
         create_role: Start with `CREATE ROLE ... LOGIN` and `\\password` (off for an existing role).
         creators: Roles that create tables; default privileges are set for each, so their future
             tables are readable too. Empty: for the role running the script.
+        query_history: Also what `query_history: true` needs: pg_stat_statements in each
+            database and `pg_read_all_stats` for the role (the library must be preloaded).
     """
     lines = [f"-- Read-only role {quote_ident(role)} for dagster-postgres-connection; run as a superuser in psql."]
     if create_role:
         lines += [f"CREATE ROLE {quote_ident(role)} WITH LOGIN;", f"\\password {quote_ident(role)}"]
     lines += [grant_connect(database, role) for database in schemas_by_database]
+    if query_history:
+        lines += [
+            "-- query_history: needs shared_preload_libraries = 'pg_stat_statements' in postgresql.conf (then a restart).",
+            f"GRANT pg_read_all_stats TO {quote_ident(role)};",
+        ]
     creator_list: list[str | None] = list(creators) or [None]
     for database, schemas in schemas_by_database.items():
         lines.append(connect_line(database))
+        if query_history:
+            lines.append("CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")
         for schema in schemas:
             lines += [
                 grant_usage(schema, role),

@@ -102,8 +102,13 @@ def _report_json(connection: CliConnection, report: PrivilegeReport, statements:
 @click.option("--owner", "owners", multiple=True,
               help="Role that creates the tables, for default privileges; repeat for several. Default: the role running the script.")
 @click.option("--no-create-role", is_flag=True, help="The role exists: only grant.")
+@click.option("--query-history", is_flag=True,
+              help="Also what `query_history: true` needs: pg_stat_statements in each database and pg_read_all_stats.")
 @debug_option
-def grant_sql(role: str, databases: tuple[str, ...], schemas: tuple[str, ...], owners: tuple[str, ...], no_create_role: bool) -> None:
+def grant_sql(
+    role: str, databases: tuple[str, ...], schemas: tuple[str, ...], owners: tuple[str, ...], no_create_role: bool,
+    query_history: bool,
+) -> None:
     """Print the SQL that creates a read-only role for this integration (for psql).
 
     CONNECT on each database, USAGE on each schema, SELECT on its tables, views and sequences,
@@ -112,6 +117,7 @@ def grant_sql(role: str, databases: tuple[str, ...], schemas: tuple[str, ...], o
     """
     echo_sql(
         grants.read_only_recipe(
-            role, {database: list(schemas) for database in databases}, create_role=not no_create_role, creators=owners
+            role, {database: list(schemas) for database in databases}, create_role=not no_create_role, creators=owners,
+            query_history=query_history,
         )
     )

@@ -12,6 +12,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from dagster_postgres_connection.access.grants import read_only_recipe
 from dagster_postgres_connection.assets import build_asset_specs
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot, PostgresRelation
 from dagster_postgres_connection.catalog.query_history import statements_query
@@ -191,3 +192,33 @@ def test_pg_12_column_names_are_used_for_older_extensions() -> None:
     assert "s.total_time AS total_ms" in statements_query("public", has_total_exec_time=False)
     assert "s.total_exec_time AS total_ms" in statements_query('we"ird', has_total_exec_time=True)
     assert 'FROM "we""ird".pg_stat_statements' in statements_query('we"ird', has_total_exec_time=True)
+
+
+def test_the_grant_sql_recipe_gives_what_query_history_needs(
+    history_db: Callable[..., PgTarget], make_settings: SettingsFactory, debian_postgres: DebianPostgres,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    target = history_db(extension=False, read_all_stats=False)
+    role = f"history_{secrets.token_hex(3)}"
+    lines = read_only_recipe(role, {target.database: ["etl", "public"]}, query_history=True)
+    assert f"GRANT pg_read_all_stats TO {role};" in lines
+    assert "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;" in lines
+    database = "postgres"
+    try:
+        for line in lines:  # as psql runs it: \connect switches database, \password is interactive
+            if line.startswith("\\connect "):
+                database = line.removeprefix("\\connect ").strip()
+            elif not line.startswith(("\\", "--")):
+                with superuser(debian_postgres, database) as conn, conn.cursor() as cur:
+                    cur.execute(line)
+        with superuser(debian_postgres, "postgres") as conn, conn.cursor() as cur:
+            cur.execute(f"ALTER ROLE {role} PASSWORD 'Recipe-pw-1'")
+        as_role = dataclass_replace(target, user=role, password="Recipe-pw-1")
+        with caplog.at_level(logging.WARNING):
+            snapshot = read_catalog(make_settings(as_role, query_history=True))
+        assert not [r for r in caplog.records if "query_history" in r.getMessage()]
+        usage = by_name(snapshot)["etl.raw_orders"].query_usage
+        assert usage is not None and usage.calls >= 9
+    finally:
+        with superuser(debian_postgres, "postgres") as conn, conn.cursor() as cur:
+            cur.execute(f"REVOKE pg_read_all_stats FROM {role}")
