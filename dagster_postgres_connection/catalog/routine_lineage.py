@@ -426,7 +426,13 @@ class _Context:
         return None
 
     def _column_lineage(self, statement: exp.Expr, target: RelationName) -> dict[str, set[ColumnKey] | None]:
-        """Target column -> source columns (None: a source could not be confirmed), for INSERT."""
+        """Target column -> source columns (None: a source could not be confirmed), for INSERT,
+        UPDATE (`SET a = s.x ... FROM s`) and MERGE (its `UPDATE SET` and `INSERT ... VALUES`)."""
+        if isinstance(statement, exp.Update):
+            scope = self._scope(statement, [statement.args.get("from_")])
+            return self._assignments(statement.expressions, scope, target)
+        if isinstance(statement, exp.Merge):
+            return self._merge_lineage(statement, target)
         if not isinstance(statement, exp.Insert):
             return {}
         into = statement.this
@@ -465,6 +471,12 @@ class _Context:
         return merged
 
     def _query_sources(self, query: exp.Expr) -> list[set[ColumnKey] | None] | None:
+        """Each output column's sources, in output order."""
+        named = self._named_query_sources(query)
+        return None if named is None else list(named.values())
+
+    def _named_query_sources(self, query: exp.Expr) -> dict[str, set[ColumnKey] | None] | None:
+        """Output column name -> its sources, through joins, CTEs and subqueries (sqlglot's lineage)."""
         if _reads_trigger_rows(query):
             return None  # NEW.x inside a query: sqlglot would take NEW for a table
         try:
@@ -472,8 +484,8 @@ class _Context:
         except Exception:
             return None
         assert isinstance(nodes, dict)
-        outputs: list[set[ColumnKey] | None] = []
-        for node in nodes.values():
+        outputs: dict[str, set[ColumnKey] | None] = {}
+        for output, node in nodes.items():
             sources: set[ColumnKey] | None = set()
             for leaf in node.walk():
                 if leaf.downstream or not isinstance(leaf.expression, exp.Table):
@@ -487,14 +499,134 @@ class _Context:
                     sources = None
                     break
                 sources.add(found)
-            outputs.append(sources)
+            outputs[output] = sources
         return outputs
+
+    # UPDATE ... SET and MERGE: each assigned column from the columns its expression names.
+    # A scope maps each source's alias to its relation (its columns are known) or, for a subquery,
+    # to the sources of each of its output columns.
+
+    def _scope(self, statement: exp.Expr, sources: Sequence[exp.Expr | None]) -> "_Scope":
+        target = statement.this
+        scope = _Scope(target_alias=target.alias_or_name.lower() if isinstance(target, exp.Table) else None)
+        for source in sources:
+            if source is None:
+                continue
+            for node in source.walk(bfs=True):
+                if isinstance(node, exp.Subquery) and node.alias:
+                    scope.queries[node.alias.lower()] = self._named_query_sources(node.this)
+                elif isinstance(node, exp.Table) and node.find_ancestor(exp.Subquery) is None:
+                    schema, name = _pg_name(node.args.get("db")), _pg_name(node.this)
+                    if schema and name and (schema, name) in self.catalog.relations:
+                        scope.tables[node.alias_or_name.lower()] = (schema, name)
+                    else:
+                        scope.opaque = True  # a table function, a CTE: its columns are unknown
+        return scope
+
+    def _assignments(
+        self, assignments: Sequence[exp.Expr], scope: "_Scope", target: RelationName
+    ) -> dict[str, set[ColumnKey] | None]:
+        found: dict[str, set[ColumnKey] | None] = {}
+        for assignment in assignments:
+            if not isinstance(assignment, exp.EQ) or not isinstance(assignment.this, exp.Column):
+                continue
+            column = _pg_name(assignment.this.this)
+            if column is None:
+                continue
+            sources = self._expression_sources(assignment.expression, scope, target)
+            if sources != set():
+                found[column] = sources
+        return found
+
+    def _expression_sources(self, expression: exp.Expr, scope: "_Scope", target: RelationName) -> set[ColumnKey] | None:
+        """Columns an expression reads (None when one cannot be placed; a subquery is not followed)."""
+        if expression.find(exp.Select) is not None:
+            return None
+        target_columns = self.catalog.columns.get(target, ())
+        sources: set[ColumnKey] = set()
+        for column in expression.find_all(exp.Column):
+            name, qualifier = _pg_name(column.this), _pg_name(column.args.get("table"))
+            if name is None:
+                return None
+            if qualifier is None:
+                holders = [alias for alias, relation in scope.tables.items() if name in self.catalog.columns.get(relation, ())]
+                holders += [alias for alias, outputs in scope.queries.items() if outputs is not None and name in outputs]
+                in_target = name in target_columns
+                if not holders:
+                    if scope.opaque or (scope.queries and None in scope.queries.values()):
+                        return None
+                    continue  # the target's own column, or a variable / parameter: no source
+                if len(holders) > 1 or in_target:
+                    return None  # ambiguous
+                qualifier = holders[0]
+            if qualifier == scope.target_alias:
+                continue  # `SET n = n + 1`: the target's own column
+            if qualifier in _TRIGGER_ROWS and self.trigger_table is not None:
+                found = self._confirmed(self.trigger_table, name)
+                if found is None:
+                    return None
+                sources.add(found)
+            elif qualifier in scope.tables:
+                found = self._confirmed(scope.tables[qualifier], name)
+                if found is None:
+                    return None
+                sources.add(found)
+            elif qualifier in scope.queries:
+                outputs = scope.queries[qualifier]
+                if outputs is None or outputs.get(name) is None:
+                    return None
+                sources |= outputs[name] or set()
+            else:
+                return None
+        return sources
+
+    def _merge_lineage(self, merge: exp.Merge, target: RelationName) -> dict[str, set[ColumnKey] | None]:
+        scope = self._scope(merge, [merge.args.get("using")])
+        found: dict[str, set[ColumnKey] | None] = {}
+
+        def add(column: str, sources: set[ColumnKey] | None) -> None:
+            if sources == set():
+                return
+            if column in found and (found[column] is None or sources is None):
+                found[column] = None
+            else:
+                found[column] = (found.get(column) or set()) | (sources or set())
+
+        whens = merge.args.get("whens")
+        for when in whens.expressions if whens is not None else ():
+            then = when.args.get("then")
+            if isinstance(then, exp.Update):
+                for column, sources in self._assignments(then.expressions, scope, target).items():
+                    add(column, sources)
+            elif isinstance(then, exp.Insert) and isinstance(then.expression, exp.Tuple):
+                names = (
+                    [_pg_name(c.this if isinstance(c, exp.Column) else c) for c in then.this.expressions]
+                    if isinstance(then.this, exp.Tuple)
+                    else list(self.catalog.columns.get(target, ()))
+                )
+                values = then.expression.expressions
+                if len(names) != len(values):
+                    continue
+                for column, value in zip(names, values, strict=True):
+                    if column is not None:
+                        add(column, self._expression_sources(value, scope, target))
+        return found
 
     def _confirmed(self, relation: RelationName | None, column: str | None) -> ColumnKey | None:
         """The column, if it is a known column of a resolved relation."""
         if relation is None or column is None or column not in self.catalog.columns.get(relation, ()):
             return None
         return (relation[0], relation[1], column)
+
+
+@dataclass
+class _Scope:
+    """The sources an UPDATE ... FROM or a MERGE ... USING assigns from, by alias."""
+
+    target_alias: str | None
+    tables: dict[str, RelationName] = field(default_factory=dict)
+    queries: dict[str, dict[str, set[ColumnKey] | None] | None] = field(default_factory=dict)
+    opaque: bool = False
 
 
 def _target_of(statement: exp.Expr, *, plpgsql: bool) -> tuple[exp.Table | None, str | None]:

@@ -113,6 +113,10 @@ def test_executed_statements_give_lineage_and_usage(
     }
     (merge,) = relations["etl.revenue"].written_by_queries
     assert (list(merge.operations), [r.name for r in merge.reads]) == (["MERGE"], ["staged_orders"])
+    assert {c.column: [(i.relation.name, i.column) for i in c.inputs] for c in merge.column_lineage} == {
+        "customer_id": [("staged_orders", "customer_id")],
+        "revenue": [("staged_orders", "amount")],
+    }
     (copy,) = relations["etl.revenue_copy"].written_by_queries
     assert (list(copy.operations), [r.name for r in copy.reads]) == (["CREATE TABLE AS"], ["revenue"])
     (sink,) = relations["public.order_sink"].written_by_queries  # unqualified, resolved in "$user", public

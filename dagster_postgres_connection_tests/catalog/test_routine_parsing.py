@@ -118,3 +118,29 @@ def test_odd_bodies_never_raise(body: str) -> None:
     for language in ("sql", "plpgsql"):
         analysis = analyze(body, language=language)
         assert analysis.writes == {}
+
+
+def test_update_and_merge_assignments_give_column_lineage() -> None:
+    catalog = RelationCatalog(
+        relations=frozenset({("etl", "staged"), ("etl", "final"), ("etl", "bonus")}),
+        columns={("etl", "staged"): ["id", "amount"], ("etl", "final"): ["id", "total", "n"], ("etl", "bonus"): ["id", "extra"]},
+    )
+
+    def columns(body: str) -> dict:
+        analysis = analyze_routine(body, "sql", ["etl"], catalog, catalog.parse_schema())
+        (write,) = analysis.writes.values()
+        return write.columns
+
+    # qualified, through a join, the target's own column (no source), unqualified but unambiguous
+    assert columns("UPDATE final f SET total = s.amount + b.extra, n = n + 1 FROM staged s JOIN bonus b ON b.id = s.id WHERE s.id = f.id") == {
+        "total": {("etl", "staged", "amount"), ("etl", "bonus", "extra")},
+    }
+    assert columns("UPDATE final SET total = amount FROM staged WHERE staged.id = final.id") == {"total": {("etl", "staged", "amount")}}
+    # a subquery is not followed: the column is marked unconfirmed, never guessed
+    assert columns("UPDATE final SET total = (SELECT max(amount) FROM staged)") == {"total": None}
+    # MERGE from a subquery: through its output columns; INSERT without a column list: the target's order
+    assert columns(
+        "MERGE INTO final t USING (SELECT id, sum(amount) AS s_total FROM staged GROUP BY 1) s ON t.id = s.id "
+        "WHEN MATCHED THEN UPDATE SET total = s.s_total "
+        "WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.s_total, 0) WHEN MATCHED AND s.s_total < 0 THEN DELETE"
+    ) == {"total": {("etl", "staged", "amount")}, "id": {("etl", "staged", "id")}}
