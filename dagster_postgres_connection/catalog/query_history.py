@@ -5,7 +5,7 @@ Where the extension is installed in a database and the role may read every role'
 called first, at most `MAX_STATEMENTS`), after one that checks the extension, its columns and
 the privilege: two statements per database whatever the number of relations or entries. Each
 statement's normalized text (constants as `$1`) is parsed like a routine's SQL body
-(`routine_lineage.py`): a relation it writes from others (`INSERT ... SELECT`, `CREATE TABLE AS`,
+(`routine_lineage.py`), on a worker thread while the reader's other statements run: a relation it writes from others (`INSERT ... SELECT`, `CREATE TABLE AS`,
 `MERGE`, `UPDATE ... FROM`) gets `written_by_queries` (and deps on what it read), and every
 relation it names adds its calls and rows to the relation's `query_usage`.
 
@@ -20,7 +20,9 @@ says why and how to fix it; `read_catalog` warns once for all databases, nothing
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from dagster_postgres_connection.catalog.models import (
+    PostgresColumn,
     PostgresColumnLineage,
     PostgresColumnRef,
     PostgresQueryLineage,
@@ -37,8 +40,12 @@ from dagster_postgres_connection.catalog.models import (
     PostgresRelationRef,
     RelationName,
 )
-from dagster_postgres_connection.catalog.routine_lineage import RelationCatalog, analyze_routine
-from dagster_postgres_connection.catalog.routines import relation_catalog, relation_refs
+from dagster_postgres_connection.catalog.routine_lineage import (
+    RelationCatalog,
+    RoutineAnalysis,
+    analyze_routine,
+)
+from dagster_postgres_connection.catalog.routines import relation_refs
 
 # pg_stat_statements keeps 5,000 entries by default (`pg_stat_statements.max`).
 MAX_STATEMENTS = 5000
@@ -123,20 +130,54 @@ class RelationQueryHistory:
     lineage: dict[RelationName, list[PostgresQueryLineage]] = field(default_factory=dict)
 
 
-def analyze_query_history(
-    rows: Sequence[Any],
-    catalog: RelationCatalog,
+AnalyzedStatements = list[tuple[Any, RoutineAnalysis]]  # (pg_stat_statements row, what it reads and writes)
+
+
+@contextmanager
+def query_history_in_background(
+    history: QueryHistoryRows | None,
+    relation_names: Iterable[RelationName],
+    columns: Callable[[], Mapping[RelationName, Sequence[PostgresColumn]]],
+) -> Iterator["Future[AnalyzedStatements] | None"]:
+    """Parses the recorded statements on a worker thread while the reader's statements run
+    (~1 ms a statement: ~4 s for 5,000); None when there is nothing to parse."""
+    if history is None or not history.rows:
+        yield None
+        return
+    names = frozenset(relation_names)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpc-query-history")
+    try:
+        yield pool.submit(lambda: analyze_statements(history.rows, names, columns()))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # the reader's error wins
+        raise
+    pool.shutdown()
+
+
+def analyze_statements(
+    rows: Sequence[Any], relation_names: frozenset[RelationName], columns: Mapping[RelationName, Sequence[PostgresColumn]]
+) -> AnalyzedStatements:
+    """What each recorded statement reads and writes, its names resolved in `"$user", public`."""
+    catalog = RelationCatalog(relations=relation_names, columns={k: [c.name for c in v] for k, v in columns.items()})
+    parse_schema = catalog.parse_schema()
+    analyzed: AnalyzedStatements = []
+    for row in rows:
+        search_path = list(dict.fromkeys([row.role, "public"])) if row.role else ["public"]
+        analyzed.append((row, analyze_routine(row.query, "sql", search_path, catalog, parse_schema)))
+    return analyzed
+
+
+def relation_query_history(
+    analyzed: AnalyzedStatements,
+    column_order: Mapping[RelationName, Sequence[str]],
     ref: Callable[[RelationName], PostgresRelationRef],
 ) -> RelationQueryHistory:
-    """Usage per relation and the lineage of executed writes, from the rows read."""
-    parse_schema = catalog.parse_schema()
+    """Usage per relation and the lineage of executed writes, from the analyzed statements."""
     calls: dict[RelationName, int] = defaultdict(int)
     rows_by_relation: dict[RelationName, int] = defaultdict(int)
     statements: dict[RelationName, int] = defaultdict(int)
     lineage: dict[RelationName, list[PostgresQueryLineage]] = defaultdict(list)
-    for row in rows:
-        search_path = list(dict.fromkeys([row.role, "public"])) if row.role else ["public"]
-        analysis = analyze_routine(row.query, "sql", search_path, catalog, parse_schema)
+    for row, analysis in analyzed:
         for name in analysis.reads | set(analysis.writes):
             calls[name] += row.calls
             rows_by_relation[name] += row.rows
@@ -144,7 +185,7 @@ def analyze_query_history(
         for target, write in analysis.writes.items():
             if not write.reads or len(lineage[target]) >= _LINEAGE_PER_RELATION:
                 continue  # rows come most called first
-            order = {name: index for index, name in enumerate(catalog.columns.get(target, ()))}
+            order = {name: index for index, name in enumerate(column_order.get(target, ()))}
             lineage[target].append(
                 PostgresQueryLineage(
                     query=_shorten(row.query),
@@ -177,13 +218,12 @@ def _shorten(query: str) -> str:
     return flat if len(flat) <= _QUERY_PREVIEW else flat[: _QUERY_PREVIEW - 3] + "..."
 
 
-def attach_query_history(
-    relations: Sequence[PostgresRelation], relation_names: Iterable[RelationName], history: QueryHistoryRows
-) -> list[PostgresRelation]:
-    """`relations` with `query_usage` and `written_by_queries` from what was read."""
-    if not history.rows:
+def attach_query_history(relations: Sequence[PostgresRelation], analyzed: AnalyzedStatements) -> list[PostgresRelation]:
+    """`relations` with `query_usage` and `written_by_queries` from the analyzed statements."""
+    if not analyzed:
         return list(relations)
-    found = analyze_query_history(history.rows, relation_catalog(relation_names, relations), relation_refs(relations))
+    column_order = {(r.schema, r.name): [c.name for c in r.columns] for r in relations}
+    found = relation_query_history(analyzed, column_order, relation_refs(relations))
     return [
         replace(r, query_usage=found.usage.get(key), written_by_queries=found.lineage.get(key, ()))
         if (key := (r.schema, r.name)) in found.usage

@@ -61,6 +61,7 @@ from dagster_postgres_connection.catalog.models import (
 )
 from dagster_postgres_connection.catalog.query_history import (
     attach_query_history,
+    query_history_in_background,
     read_query_history_rows,
 )
 from dagster_postgres_connection.catalog.routines import (
@@ -296,6 +297,8 @@ def _read_database_in_transaction(
     # rows become records as they arrive and while the keys, indexes and constraints are read.
     # Routines: their bodies are parsed on a worker thread once the columns are built (routines.py).
     routine_rows = read_routine_rows(conn, settings.filters)
+    # Opt-in: what pg_stat_statements recorded, parsed on another worker (query_history.py).
+    history = read_query_history_rows(conn, database, settings.username) if settings.query_history else None
     relation_names = [(row.schema, row.name) for row in relation_rows]
     with (
         view_lineage_in_background(conn, schemas, view_definitions) as views,
@@ -310,14 +313,16 @@ def _read_database_in_transaction(
                 )
         finally:
             builder.close()
-        with routine_analysis_in_background(routine_rows, relation_names, builder.result) as routine_analyses:
+        with (
+            routine_analysis_in_background(routine_rows, relation_names, builder.result) as routine_analyses,
+            query_history_in_background(history, relation_names, builder.result) as history_analyses,
+        ):
             keys = _read_keys(conn, schemas)
             details = read_relation_details(conn, relation_rows, rows_by_key, builder.result, views)
             security = read_relation_security(conn, schemas)
             columns = builder.result()
             analyses = routine_analyses.result()
-    # Opt-in: what pg_stat_statements recorded (query_history.py).
-    history = read_query_history_rows(conn, database, settings.username) if settings.query_history else None
+            analyzed_statements = history_analyses.result() if history_analyses is not None else []
     # Last: it also tells whether a statement above left a locked relation's details out.
     fingerprint = read_fingerprint(conn)
 
@@ -334,8 +339,7 @@ def _read_database_in_transaction(
             )
         )
     relations, routines = build_routines(database, routine_rows, analyses, relations)
-    if history is not None:
-        relations = attach_query_history(relations, relation_names, history)
+    relations = attach_query_history(relations, analyzed_statements)
     database_record = PostgresDatabase(
         name=database, server_version=server_version, relations=relations, catalog_fingerprint=fingerprint,
         routines=routines, query_history_problem=history.problem if history else None,

@@ -205,15 +205,6 @@ def build_routines(
     return updated, routines
 
 
-def relation_catalog(relation_names: Iterable[RelationName], relations: Sequence[PostgresRelation]) -> RelationCatalog:
-    """What names in SQL may resolve to: every relation of the database, with the columns of the
-    selected ones (their records)."""
-    return RelationCatalog(
-        relations=frozenset(relation_names),
-        columns={(r.schema, r.name): [c.name for c in r.columns] for r in relations},
-    )
-
-
 def relation_refs(relations: Sequence[PostgresRelation]) -> Callable[[RelationName], PostgresRelationRef]:
     """`(schema, name) -> PostgresRelationRef`, naming a selected partition's root."""
     by_name = {(r.schema, r.name): r for r in relations}
