@@ -12,6 +12,7 @@ constraint notes, next to keys and defaults. Table-level notes list check and ex
 constraints; indexes, partitions, inheritance and foreign-table details get keys of their own.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -131,6 +132,7 @@ def build_column_schema(relation: PostgresRelation) -> TableSchema:
     single_column_unique = {uc.columns[0] for uc in relation.unique_constraints if len(uc.columns) == 1}
     if len(primary_key) == 1:
         single_column_unique |= primary_key
+    single_column_unique |= unique_index_columns(relation)
     references: dict[str, list[str]] = {}
     for fk in relation.foreign_keys:
         note = foreign_key_note(fk)
@@ -166,6 +168,29 @@ def _table_column(
 def _column_constraints(nullable: bool, unique: bool, other: tuple[str, ...]) -> TableColumnConstraints:
     """Shared instances: most columns of a catalog have one of a few constraint sets."""
     return TableColumnConstraints(nullable=nullable, unique=unique, other=list(other))
+
+
+_SIMPLE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def unique_index_columns(relation: PostgresRelation) -> set[str]:
+    """Columns a unique index over that column alone makes unique (`CREATE UNIQUE INDEX` without
+    a constraint). Not a partial index's: it is unique only among the rows of its predicate; not
+    an expression's (`lower(email)`)."""
+    # Index columns are spelled as pg_get_indexdef prints them (quote_ident): a plain column is
+    # its name, bare when it is a simple identifier, else double-quoted; anything else is an
+    # expression. (A bare simple name that quote_ident would still quote, a keyword, is quoted
+    # in the index too, so it matches the quoted spelling.)
+    spellings: dict[str, str] = {}
+    for column in relation.columns:
+        spellings['"' + column.name.replace('"', '""') + '"'] = column.name
+        if _SIMPLE_IDENTIFIER.fullmatch(column.name):
+            spellings[column.name] = column.name
+    return {
+        spellings[index.columns[0]]
+        for index in relation.indexes
+        if index.unique and not index.partial and len(index.columns) == 1 and index.columns[0] in spellings
+    }
 
 
 def foreign_key_note(fk: PostgresForeignKey) -> str:

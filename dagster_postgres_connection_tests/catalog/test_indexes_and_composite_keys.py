@@ -41,6 +41,14 @@ CREATE INDEX customer_covering ON shop.customer (id) INCLUDE (email, score);
 CREATE INDEX customer_recent ON shop.customer (signed_up DESC, score NULLS FIRST);
 CREATE INDEX customer_desc_nulls_last ON shop.customer (score DESC NULLS LAST);
 CREATE UNIQUE INDEX customer_region_nnd ON shop.customer (country, region_code) NULLS NOT DISTINCT;
+-- unique indexes without constraints: which make a column unique
+CREATE TABLE shop.account (id int, "Code" text, email text, nickname text, "user" text, handle text);
+CREATE UNIQUE INDEX account_code ON shop.account ("Code");
+CREATE UNIQUE INDEX account_user ON shop.account ("user");
+CREATE UNIQUE INDEX account_lower_email ON shop.account (lower(email));
+CREATE UNIQUE INDEX account_nickname ON shop.account (nickname) WHERE nickname IS NOT NULL;
+CREATE UNIQUE INDEX account_id_handle ON shop.account (id, handle);
+CREATE INDEX account_handle ON shop.account (handle);
 """
 
 
@@ -160,3 +168,17 @@ def test_a_composite_foreign_key_is_one_key(snapshot: PostgresCatalogSnapshot, s
     region = TableMetadataSet.extract(specs_by_key(shop, snapshot)[key(shop, "shop", "region")].metadata).column_schema
     assert region is not None
     assert not any(column.constraints.unique for column in region.columns)
+
+
+def test_a_unique_index_over_one_column_alone_makes_it_unique(snapshot: PostgresCatalogSnapshot, shop: PgTarget) -> None:
+    specs = specs_by_key(shop, snapshot)
+    schema = TableMetadataSet.extract(specs[key(shop, "shop", "account")].metadata).column_schema
+    assert schema is not None
+    unique = {column.name for column in schema.columns if column.constraints.unique}
+    # Not: an expression (lower(email)), a partial index (nickname), part of a two-column index
+    # (id, handle), a plain index (handle).
+    assert unique == {"Code", "user"}
+    # Pagila's store has a unique index, not a constraint, on its manager.
+    store = TableMetadataSet.extract(specs[key(shop, "public", "store")].metadata).column_schema
+    assert store is not None
+    assert {c.name for c in store.columns if c.constraints.unique} == {"store_id", "manager_staff_id"}
