@@ -21,7 +21,8 @@ from dagster_postgres_connection.testing import SUPERUSER, EmbeddedPostgres
 from dagster_postgres_connection_tests.e2e.deployment import Deployment, copy_example
 from dagster_postgres_connection_tests.utils import REPO_ROOT
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Three Dagster processes and seven runs: 2.5-5 min on a loaded 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 EXAMPLE = REPO_ROOT / "examples" / "deployment"
 STATE_KEY = "PostgresConnectionComponent[warehouse]"
