@@ -44,6 +44,7 @@ from dagster_postgres_connection.catalog.routine_lineage import (
     RelationCatalog,
     RoutineAnalysis,
     analyze_routine,
+    shorten_statement,
 )
 from dagster_postgres_connection.catalog.routines import relation_refs
 
@@ -214,8 +215,7 @@ def relation_query_history(
 
 
 def _shorten(query: str) -> str:
-    flat = " ".join(query.split())
-    return flat if len(flat) <= _QUERY_PREVIEW else flat[: _QUERY_PREVIEW - 3] + "..."
+    return shorten_statement(query, _QUERY_PREVIEW)
 
 
 def attach_query_history(relations: Sequence[PostgresRelation], analyzed: AnalyzedStatements) -> list[PostgresRelation]:

@@ -672,8 +672,23 @@ def _leaf_column(qualified: str) -> str | None:
 
 
 def _preview(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _UNPARSED_PREVIEW else flat[: _UNPARSED_PREVIEW - 3] + "..."
+    return shorten_statement(text, _UNPARSED_PREVIEW)
+
+
+# String constants, which may hold secrets (`dblink('... password=...')`): never kept.
+_LITERALS = re.compile(
+    r"[eE]?'(?:[^'\\]|''|\\.)*'?"  # '...', E'...' (unterminated: to the end)
+    r"|\$\$.*?(?:\$\$|$)"  # $$...$$
+    r"|\$([A-Za-z_][A-Za-z0-9_]*)\$.*?(?:\$\1\$|$)",  # $tag$...$tag$
+    re.DOTALL,
+)
+
+
+def shorten_statement(text: str, limit: int) -> str:
+    """A statement as kept in metadata: string constants as `'...'`, on one line, at most `limit`
+    characters."""
+    flat = " ".join(_LITERALS.sub("'...'", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def merge_analyses(analyses: Iterable[RoutineAnalysis]) -> RoutineAnalysis:

@@ -8,6 +8,7 @@ from dagster_postgres_connection.catalog.routine_lineage import (
     analyze_routine,
     plpgsql_statements,
     search_path_of,
+    shorten_statement,
     split_statements,
     sql_statements,
 )
@@ -144,3 +145,15 @@ def test_update_and_merge_assignments_give_column_lineage() -> None:
         "WHEN MATCHED THEN UPDATE SET total = s.s_total "
         "WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.s_total, 0) WHEN MATCHED AND s.s_total < 0 THEN DELETE"
     ) == {"total": {("etl", "staged", "amount")}, "id": {("etl", "staged", "id")}}
+
+
+def test_string_constants_never_reach_the_metadata() -> None:
+    """Unparsed statements and executed statements are kept shortened: their string constants,
+    which may hold secrets (`dblink('... password=...')`), are replaced."""
+    analysis = analyze("BEGIN PERFORM dblink_exec(E'host=db password=s3cr\\'et', $x$ ; $x$) ~>=~ 'x'; END")
+    (unparsed,) = analysis.unparsed
+    assert "s3cr" not in unparsed and "'...'" in unparsed
+    assert shorten_statement("INSERT INTO t SELECT * FROM dblink('password=s3cret', $$q$$) x", 300) == (
+        "INSERT INTO t SELECT * FROM dblink('...', '...') x"
+    )
+    assert shorten_statement("UPDATE t SET a = $1 WHERE b = $2", 300) == "UPDATE t SET a = $1 WHERE b = $2"
