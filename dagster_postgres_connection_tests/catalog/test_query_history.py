@@ -14,9 +14,11 @@ import pytest
 
 from dagster_postgres_connection.access.grants import read_only_recipe
 from dagster_postgres_connection.assets import build_asset_specs
+from dagster_postgres_connection.catalog.fingerprint import check_unchanged
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot, PostgresRelation
 from dagster_postgres_connection.catalog.query_history import statements_query
 from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.catalog.summary import SnapshotSummary
 from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.testing import LOCALHOST
 from dagster_postgres_connection.translator import DagsterPostgresTranslator
@@ -226,3 +228,15 @@ def test_the_grant_sql_recipe_gives_what_query_history_needs(
     finally:
         with superuser(debian_postgres, "postgres") as conn, conn.cursor() as cur:
             cur.execute(f"REVOKE pg_read_all_stats FROM {role}")
+
+
+def test_with_query_history_every_sync_reads_the_catalog(
+    history_db: Callable[..., PgTarget], make_settings: SettingsFactory
+) -> None:
+    """Usage moves without any catalog change: the fingerprint check never skips the read."""
+    target = history_db()
+    snapshot = read_catalog(make_settings(target, query_history=True))
+    summary = SnapshotSummary.of(snapshot)
+    assert check_unchanged(make_settings(target), SnapshotSummary.of(read_catalog(make_settings(target)))).unchanged
+    check = check_unchanged(make_settings(target, query_history=True), summary)
+    assert not check.unchanged and check.reason == "`query_history` is read at every sync"
