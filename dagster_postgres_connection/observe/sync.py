@@ -118,8 +118,13 @@ class PostgresSyncTarget:
         if self.versioned_state_key is not None:
             storage = state_storage_of(instance, self.settings.name)
             latest = load_latest_snapshot(storage, self.versioned_state_key)
-            if latest is not None:
-                return latest
+            if latest is None:
+                raise PostgresSnapshotError(
+                    f"Connection `{self.settings.name}` has no catalog snapshot under "
+                    f"`{self.versioned_state_key}` in the instance's defs state storage: run "
+                    f"`dg utils refresh-defs-state` with this deployment's DAGSTER_HOME."
+                )
+            return latest
         if self.snapshot_path is not None and self.snapshot_path.exists():
             return load_snapshot(self.snapshot_path)
         if self.loaded_snapshot is None:

@@ -118,6 +118,16 @@ def test_versioned_sync_writes_a_version_only_when_the_catalog_changed(
         profiled = run_job(reloaded, versioned_instance, "pagila_prod_profile")
         assert profiled.success and set(data_events(profiled)) == {"actor"}
 
+        # The key cleared from the storage (`set_latest_version(key, None)`): the sync says how
+        # to put a snapshot back instead of comparing with nothing.
+        storage.set_latest_version(STATE_KEY, None)
+        orphaned = run_job(reloaded, versioned_instance)
+        assert not orphaned.success
+        failure = next(e for e in orphaned.all_events if e.is_step_failure)
+        description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+        assert f"no catalog snapshot under `{STATE_KEY}`" in description, description
+        assert "run `dg utils refresh-defs-state`" in description
+
 
 def load_error_text(sandbox: Any, path: Path) -> str:
     """The messages of a failed load and of its causes."""
