@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--tables", type=int, default=10_000)
     parser.add_argument("--no-schema-checks", action="store_true", help="`schema_checks: false`")
-    parser.add_argument("--profile", type=Path, help="cProfile the first sync into this file")
+    parser.add_argument("--profile", type=Path, help="cProfile each sync into <this folder>/<first|unchanged>.prof")
     args = parser.parse_args(argv)
 
     import dagster as dg
@@ -85,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             print("|---|---:|---:|---:|---:|---:|")
             for label in ("first (no statistics yet)", "catalog unchanged"):
                 started = time.perf_counter()
-                if args.profile and label.startswith("first"):
+                if args.profile:
                     import cProfile
 
                     with cProfile.Profile() as profile:
                         result = job.execute_in_process(instance=instance)
-                    profile.dump_stats(args.profile)
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    profile.dump_stats(args.profile / f"{label.split()[0]}.prof")
                 else:
                     result = job.execute_in_process(instance=instance)
                 seconds = time.perf_counter() - started
