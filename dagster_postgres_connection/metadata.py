@@ -395,6 +395,7 @@ def query_history_metadata(relation: PostgresRelation) -> dict[str, Any]:
 
 # The listing is one Markdown value on the sync job: past this many routines, the rest are counted.
 _LISTED_ROUTINES = 1000
+_LISTED_TRIGGER_TABLES = 3
 
 
 def routine_listing(databases: Sequence[PostgresDatabase], filters: PostgresFilters) -> MarkdownMetadataValue | None:
@@ -440,8 +441,14 @@ def _routine_row(routine: PostgresRoutine) -> str:
         return ", ".join(f"{ref.schema}.{ref.name}" for ref in refs)
 
     writes = "; ".join(f"{', '.join(w.operations)} {w.relation.schema}.{w.relation.name}" for w in routine.writes)
+    # One trigger function often fires on many tables (Pagila's `last_updated` on 14): grouped.
+    tables_by_trigger: dict[str, list[str]] = {}
+    for t in routine.triggers:
+        tables_by_trigger.setdefault(f"{t.name} ({t.timing} {' OR '.join(t.events)})", []).append(f"{t.schema}.{t.table}")
     triggers = "; ".join(
-        f"{t.name} on {t.schema}.{t.table} ({t.timing} {' OR '.join(t.events)})" for t in routine.triggers
+        f"{trigger} on {', '.join(tables[:_LISTED_TRIGGER_TABLES])}"
+        + (f" and {len(tables) - _LISTED_TRIGGER_TABLES} more" if len(tables) > _LISTED_TRIGGER_TABLES else "")
+        for trigger, tables in tables_by_trigger.items()
     )
     gaps = []
     if routine.dynamic_sql:

@@ -232,7 +232,7 @@ def test_the_sync_job_lists_the_routines_of_the_selected_schemas(pipeline_db: Pg
     ]
     assert rows["etl.audit_order()"] == (
         "| `etl.audit_order()` | function | plpgsql | trigger | volatile | yes | postgres "
-        "| raw_orders_audit on etl.raw_orders (AFTER INSERT OR UPDATE) | INSERT etl.order_audit | etl.raw_orders |  |  |"
+        "| raw_orders_audit (AFTER INSERT OR UPDATE) on etl.raw_orders | INSERT etl.order_audit | etl.raw_orders |  |  |"
     )
     assert "1 dynamic SQL (EXECUTE)" in rows["etl.purge(p_table text)"]
     assert "unparsed: SELECT 1 FROM scratch s WHERE s.payload ~>=~ '...'" in rows["etl.odd()"]

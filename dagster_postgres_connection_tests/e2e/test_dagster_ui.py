@@ -178,3 +178,34 @@ def test_screenshots_of_catalog_columns_and_lineage(webserver: DagsterWebserver,
             saved.append(browser.screenshot(folder / file))
     for path in saved:
         assert path.stat().st_size > 20_000, f"{path} looks blank"
+
+
+SYNC_JOB_METADATA_QUERY = """
+query ($job: String!, $location: String!) {
+  pipelineOrError(params: {pipelineName: $job, repositoryName: "__repository__", repositoryLocationName: $location}) {
+    __typename
+    ... on Pipeline { metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } }
+  }
+}
+"""
+
+
+def test_the_sync_job_lists_the_routines_in_the_ui(webserver: DagsterWebserver, tmp_path: Path) -> None:
+    """Routines are no assets: their listing is the sync job's metadata, shown on its page."""
+    job = f"{CONNECTION}_sync"
+    result = webserver.graphql(SYNC_JOB_METADATA_QUERY, {"job": job, "location": CONNECTION})["pipelineOrError"]
+    assert result["__typename"] == "Pipeline", result
+    (listing,) = [e for e in result["metadataEntries"] if e["label"] == "dagster-postgres-connection/routines"]
+    assert "| `public.film_in_stock(p_film_id integer, p_store_id integer, OUT p_film_count integer)` | function | sql |" in listing["mdStr"]
+    assert "| `public.rewards_report(" in listing["mdStr"] and "3 dynamic SQL (EXECUTE)" in listing["mdStr"]
+    require_chromium()
+    with chromium_page(webserver.url, tmp_path / "chromium-profile") as browser:
+        browser.open(f"/locations/{CONNECTION}/jobs/{job}", wait_for='text="dagster-postgres-connection/routines"')
+        browser.assert_no_error_state()
+        browser.page.get_by_text("[Show Markdown]").first.click()  # the listing opens as a table
+        browser.page.get_by_text("film_in_stock", exact=False).first.wait_for(state="visible", timeout=30_000)
+        browser.assert_no_error_state()
+        text = browser.page.inner_text("body")
+        # Pagila's `last_updated` fires on 14 tables: grouped, the first three named
+        assert "last_updated (BEFORE UPDATE) on public.actor, public.address, public.category and 11 more" in " ".join(text.split())
+        browser.screenshot(tmp_path / "sync_job.png")
