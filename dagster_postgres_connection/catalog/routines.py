@@ -106,14 +106,16 @@ def analyze_routines(
             unqualified name may resolve to.
         columns: The selected relations' columns: they confirm column lineage.
     """
+    analyses: RoutineAnalyses = {}
+    if not any(row.body is not None for row in rows.routines):  # no body to read: no catalog to build
+        for row in rows.routines:
+            analyses[row.oid] = (sorted(map(_trigger, rows.triggers_by_routine.get(row.oid, ())), key=_trigger_order), [])
+        return analyses
+    # ~0.4 s at 50k tables, on this worker thread (the columns sqlglot resolves names against)
     catalog = RelationCatalog(relations=relation_names, columns={k: [c.name for c in v] for k, v in columns.items()})
     parse_schema = catalog.parse_schema()
-    analyses: RoutineAnalyses = {}
     for row in rows.routines:
-        triggers = sorted(
-            (_trigger(t) for t in rows.triggers_by_routine.get(row.oid, ())),
-            key=lambda t: (t.schema, t.table, t.name),
-        )
+        triggers = sorted(map(_trigger, rows.triggers_by_routine.get(row.oid, ())), key=_trigger_order)
         search_path = search_path_of(row.config, row.schema, row.owner)
         found: list[tuple[PostgresTrigger | None, RoutineAnalysis]] = []
         if row.body is not None:
@@ -235,6 +237,10 @@ def _column_lineage(
         for column, sources in sorted(write.columns.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
         if sources
     ]
+
+
+def _trigger_order(trigger: PostgresTrigger) -> tuple[str, str, str]:
+    return (trigger.schema, trigger.table, trigger.name)
 
 
 def _trigger(row: Any) -> PostgresTrigger:
