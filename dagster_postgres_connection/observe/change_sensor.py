@@ -1,7 +1,7 @@
 """`<name>_change_sensor`: relations whose data changed, reported as Dagster sees new data.
 
-Each tick sends one statement per database, `RELATION_STATISTICS` (pg_class and the
-statistics views: no lock, no `count(*)`, no catalog read), turns its rows into data versions
+Each tick sends one statement per database, `RELATION_VERSIONS` (pg_class and the
+statistics functions: no lock, no `count(*)`, no catalog read), turns its rows into data versions
 (`versions.py`, views from the dependencies kept at load), and compares them with the versions
 in the sensor's cursor. Only relations whose version moved get an event; when none did, the
 tick is skipped and the cursor stays as it is.

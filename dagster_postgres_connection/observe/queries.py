@@ -14,14 +14,10 @@ from dagster_postgres_connection.catalog.models import PostgresRelationKind
 # Relations the sync measures, from `PostgresRelationKind` (their one home).
 _MEASURED = PostgresRelationKind.relkinds_sql(k for k in PostgresRelationKind if k.is_measured)
 
-# One row per table, partitioned table and materialized view of the given schemas, from the
-# catalog and statistics only: nothing here takes a lock on a relation (`pg_partition_tree`
-# would, so partitions are walked through `pg_inherits`). A partitioned table sums its leaf
-# partitions. `changes` counts inserted + updated + deleted rows since the statistics were
-# reset; `storage` changes when a table is truncated, rewritten or refreshed (new relfilenode).
-# `observe/versions.py` makes data versions of `oid`, `storage`, `changes` and `stats_reset`.
-RELATION_STATISTICS = text(
-    f"""
+# The tables, partitioned tables and materialized views of the given schemas (`roots`), and
+# the leaf partitions under each (`tree`): walked through `pg_inherits`, since
+# `pg_partition_tree` takes a lock. Shared by the two statements below.
+_RELATION_TREES = f"""
     WITH RECURSIVE roots AS (
         SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispopulated
         FROM pg_class c
@@ -37,23 +33,42 @@ RELATION_STATISTICS = text(
         JOIN pg_class k ON k.oid = i.inhrelid
         WHERE t.relkind = 'p'
     )
-    SELECT
+"""
+
+# What a data version is made of (`observe/versions.py`), per relation, its leaves summed:
+# `changes`, rows inserted + updated + deleted since the statistics were reset
+# (`pg_stat_user_tables.n_tup_ins + n_tup_upd + n_tup_del`); on a streaming standby, where
+# replay counts no rows (`n_tup_*` stay 0), its replay position instead, so every relation
+# moves when the standby replayed anything. `storage` changes when a table is truncated,
+# rewritten or refreshed (new relfilenodes). Both statements below select these columns.
+_VERSION_COLUMNS = """
         r.oid,
         r.schema,
         r.name,
+        CASE WHEN pg_is_in_recovery()
+            THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint
+            ELSE sum(
+                pg_stat_get_tuples_inserted(leaf.oid) + pg_stat_get_tuples_updated(leaf.oid)
+                + pg_stat_get_tuples_deleted(leaf.oid)
+            )::bigint
+        END AS changes,
+        pg_is_in_recovery() AS in_recovery,
+        md5(string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid)) AS storage,
+        (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset
+"""
+
+# One row per table, partitioned table and materialized view of the given schemas, from the
+# catalog and statistics only: nothing here takes a lock on a relation. The sync's statement:
+# the version's columns, the estimates, and table health (`observe/health.py`).
+RELATION_STATISTICS = text(
+    f"""
+    {_RELATION_TREES}
+    SELECT
+        {_VERSION_COLUMNS},
         r.relkind,
         r.relispopulated AS populated,
         CASE WHEN max(leaf.reltuples) >= 0 THEN sum(greatest(leaf.reltuples, 0))::bigint END AS row_estimate,
-        -- On a streaming standby, replay counts no rows (`n_tup_*` stay 0): its replay
-        -- position stands in, so every relation moves when the standby replayed anything.
-        CASE WHEN pg_is_in_recovery()
-            THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint
-            ELSE sum(st.n_tup_ins + st.n_tup_upd + st.n_tup_del)::bigint
-        END AS changes,
-        pg_is_in_recovery() AS in_recovery,
         sum(st.n_live_tup)::bigint AS live_tuples,
-        md5(string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid)) AS storage,
-        (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset,
         -- table health (observe/health.py): scans, dead tuples, maintenance; leaves summed
         sum(st.seq_scan)::bigint AS sequential_scans,
         sum(st.idx_scan)::bigint AS index_scans,  -- NULL: no index
@@ -68,6 +83,20 @@ RELATION_STATISTICS = text(
     LEFT JOIN pg_class leaf ON leaf.oid = t.relid
     LEFT JOIN pg_stat_user_tables st ON st.relid = leaf.oid
     GROUP BY r.oid, r.schema, r.name, r.relkind, r.relispopulated
+    """
+)
+
+# The change sensor's statement: the version's columns only. Without `pg_stat_user_tables`,
+# whose index-scan counts aggregate all of `pg_index`: 0.58 s -> ~0.1 s at 10,000 tables
+# (benchmarks/README.md, "Change sensor").
+RELATION_VERSIONS = text(
+    f"""
+    {_RELATION_TREES}
+    SELECT {_VERSION_COLUMNS}
+    FROM roots r
+    LEFT JOIN tree t ON t.root = r.oid AND t.relkind <> 'p'
+    LEFT JOIN pg_class leaf ON leaf.oid = t.relid
+    GROUP BY r.oid, r.schema, r.name
     """
 )
 

@@ -106,7 +106,7 @@ def read_statistics(
 
 
 def row_data_version(row: Any) -> str:
-    """The data version of one `RELATION_STATISTICS` row."""
+    """The data version of one `RELATION_STATISTICS` or `RELATION_VERSIONS` row."""
     return table_data_version(
         oid=row.oid, storage=row.storage, changes=row.changes, stats_reset=_timestamp(row.stats_reset)
     )
@@ -116,14 +116,14 @@ def read_data_versions(
     settings: PostgresConnectionSettings, database: str, schemas: Sequence[str]
 ) -> tuple[dict[RelationKey, str], bool, int]:
     """The data version of every relation with storage in `schemas` of `database`, whether the
-    server is a standby, and the statements sent: one `RELATION_STATISTICS`, lock-free, in a
+    server is a standby, and the statements sent: one `RELATION_VERSIONS`, lock-free, in a
     read-only session (`default_transaction_read_only`), as its own transaction."""
     engine, counter = create_catalog_engine(settings, database)
     try:
         with _connect(engine, settings, database) as conn:
             rows = (
                 conn.execution_options(isolation_level="AUTOCOMMIT")
-                .execute(queries.RELATION_STATISTICS, {"schemas": list(schemas)})
+                .execute(queries.RELATION_VERSIONS, {"schemas": list(schemas)})
                 .all()
             )
     finally:

@@ -2,7 +2,7 @@
 
 Dagster compares data versions to tell new data from a repeat (`AssetMaterialization` /
 `AssetObservation` tag `dagster/data_version`), so a version must be the same for the same data
-whatever process computes it, and cheap: it is built from what `RELATION_STATISTICS` reads
+whatever process computes it, and cheap: it is built from what `RELATION_VERSIONS` reads
 without opening a relation, never from `count(*)` or a scan.
 
 - A table, partitioned table or materialized view: its oid, the relfilenodes of its storage
@@ -12,7 +12,7 @@ without opening a relation, never from `count(*)` or a scan.
   statistics reset or a crash (which loses the counters) gives a new version for unchanged data:
   a spurious change, never a missed one.
 - On a streaming standby replay does not count rows (`n_tup_*` stay 0), so `changes` is the
-  standby's WAL replay position instead (`queries.RELATION_STATISTICS`): every relation gets a
+  standby's WAL replay position instead (`queries._VERSION_COLUMNS`): every relation gets a
   new version when the standby replayed anything, a conservative answer (see the README).
 - A view: the versions of the relations it reads (its exact `pg_depend` dependencies, views
   among them, followed recursively), so a view moves with its tables.
@@ -33,7 +33,7 @@ def _digest(*parts: object) -> str:
 
 
 def table_data_version(*, oid: int, storage: str | None, changes: int | None, stats_reset: float | None) -> str:
-    """The version of a relation with storage of its own, from `RELATION_STATISTICS` values."""
+    """The version of a relation with storage of its own, from a `RELATION_VERSIONS` row."""
     return _digest(oid, storage or "", "" if changes is None else changes, "" if stats_reset is None else repr(stats_reset))
 
 
