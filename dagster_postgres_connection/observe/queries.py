@@ -40,7 +40,8 @@ _RELATION_TREES = f"""
 # (`pg_stat_user_tables.n_tup_ins + n_tup_upd + n_tup_del`); on a streaming standby, where
 # replay counts no rows (`n_tup_*` stay 0), its replay position instead, so every relation
 # moves when the standby replayed anything. `storage` changes when a table is truncated,
-# rewritten or refreshed (new relfilenodes). Both statements below select these columns.
+# rewritten or refreshed (new relfilenodes). Both statements below select these columns, and
+# `_WITH_DATA_VERSION` hashes them into the version itself, here, in one place.
 _VERSION_COLUMNS = """
         r.oid,
         r.schema,
@@ -57,11 +58,24 @@ _VERSION_COLUMNS = """
         (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset
 """
 
+
+
+def _with_data_version(statement: str) -> str:
+    """`statement` (selecting `_VERSION_COLUMNS`) with its rows' `data_version`: a hash of the
+    oid, the storage, the changes and the statistics reset time. `pg1` names the recipe: a new
+    recipe must not give a value an old one gave."""
+    return f"""
+    SELECT v.*, md5(concat_ws('|', 'pg1', v.oid::text, coalesce(v.storage, ''), coalesce(v.changes::text, ''),
+                              coalesce(extract(epoch FROM v.stats_reset)::text, ''))) AS data_version
+    FROM ({statement}) v
+    """
+
+
 # One row per table, partitioned table and materialized view of the given schemas, from the
 # catalog and statistics only: nothing here takes a lock on a relation. The sync's statement:
 # the version's columns, the estimates, and table health (`observe/health.py`).
 RELATION_STATISTICS = text(
-    f"""
+    _with_data_version(f"""
     {_RELATION_TREES}
     SELECT
         {_VERSION_COLUMNS},
@@ -83,21 +97,21 @@ RELATION_STATISTICS = text(
     LEFT JOIN pg_class leaf ON leaf.oid = t.relid
     LEFT JOIN pg_stat_user_tables st ON st.relid = leaf.oid
     GROUP BY r.oid, r.schema, r.name, r.relkind, r.relispopulated
-    """
+    """)
 )
 
 # The change sensor's statement: the version's columns only. Without `pg_stat_user_tables`,
 # whose index-scan counts aggregate all of `pg_index`: 0.58 s -> ~0.1 s at 10,000 tables
 # (benchmarks/README.md, "Change sensor").
 RELATION_VERSIONS = text(
-    f"""
+    _with_data_version(f"""
     {_RELATION_TREES}
     SELECT {_VERSION_COLUMNS}
     FROM roots r
     LEFT JOIN tree t ON t.root = r.oid AND t.relkind <> 'p'
     LEFT JOIN pg_class leaf ON leaf.oid = t.relid
     GROUP BY r.oid, r.schema, r.name
-    """
+    """)
 )
 
 # Exact size of each relation with its TOAST table and indexes (of every leaf, for a

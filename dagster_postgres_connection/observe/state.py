@@ -23,7 +23,6 @@ from dagster_shared.utils.cached_method import cached_method
 from dagster_postgres_connection.catalog.models import RelationKey
 from dagster_postgres_connection.catalog.state import write_text_atomically
 from dagster_postgres_connection.observe.health import PostgresTableHealth
-from dagster_postgres_connection.observe.versions import table_data_version
 
 
 @whitelist_for_serdes
@@ -49,11 +48,6 @@ class PostgresRelationStatistics:
     @property
     def key(self) -> RelationKey:
         return (self.database, self.schema, self.name)
-
-    @property
-    def data_version(self) -> str:
-        """Its data version (`observe/versions.py`), from the signals kept here."""
-        return table_data_version(oid=self.oid, storage=self.storage, changes=self.changes, stats_reset=self.stats_reset)
 
     @property
     def qualified_name(self) -> str:

@@ -34,7 +34,6 @@ from dagster_postgres_connection.errors import PostgresUnreachableError
 from dagster_postgres_connection.observe import queries
 from dagster_postgres_connection.observe.health import PostgresTableHealth, table_health
 from dagster_postgres_connection.observe.state import PostgresRelationStatistics
-from dagster_postgres_connection.observe.versions import table_data_version
 
 # SQLSTATEs of the timeouts we turn into "skipped" instead of failing the sync.
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -105,13 +104,6 @@ def read_statistics(
     return result
 
 
-def row_data_version(row: Any) -> str:
-    """The data version of one `RELATION_STATISTICS` or `RELATION_VERSIONS` row."""
-    return table_data_version(
-        oid=row.oid, storage=row.storage, changes=row.changes, stats_reset=_timestamp(row.stats_reset)
-    )
-
-
 def read_data_versions(
     settings: PostgresConnectionSettings, database: str, schemas: Sequence[str]
 ) -> tuple[dict[RelationKey, str], bool, int]:
@@ -128,7 +120,7 @@ def read_data_versions(
             )
     finally:
         engine.dispose()
-    versions = {(database, row.schema, row.name): row_data_version(row) for row in rows}
+    versions = {(database, row.schema, row.name): row.data_version for row in rows}
     return versions, any(row.in_recovery for row in rows), counter.count
 
 
@@ -151,7 +143,7 @@ def _read_database(
     try:
         with catalog_transaction(engine, settings, database) as conn:
             rows = conn.execute(queries.RELATION_STATISTICS, {"schemas": list(schemas)}).all()
-        versions = {(database, row.schema, row.name): row_data_version(row) for row in rows}
+        versions = {(database, row.schema, row.name): row.data_version for row in rows}
         to_measure = []
         for row in rows:
             key = (database, row.schema, row.name)

@@ -273,7 +273,7 @@ def run_sync(
             continue  # not an asset in this code location (yet): reported after the next reload
         changed = key in measured.changed
         if changed or not stats.reported:
-            version = stats.data_version
+            version = measured.versions.get(key)
             yield data_event(
                 asset_key,
                 stats,
@@ -284,7 +284,9 @@ def run_sync(
             statistics[key] = copy(stats, reported=True)
             data_events += 1
         elif target.sync.unchanged_relations == "observation" or _health_moved(previous_by_key.get(key), stats):
-            yield data_event(asset_key, stats, data_changed=False, materialize=False, data_version=stats.data_version)
+            yield data_event(
+                asset_key, stats, data_changed=False, materialize=False, data_version=measured.versions.get(key)
+            )
             data_events += 1
     for key in changed_views:
         asset_key = target.asset_keys.get(key)

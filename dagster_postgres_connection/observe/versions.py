@@ -2,8 +2,9 @@
 
 Dagster compares data versions to tell new data from a repeat (`AssetMaterialization` /
 `AssetObservation` tag `dagster/data_version`), so a version must be the same for the same data
-whatever process computes it, and cheap: it is built from what `RELATION_VERSIONS` reads
-without opening a relation, never from `count(*)` or a scan.
+whatever process computes it, and cheap: it is built from what the statistics statements read
+without opening a relation, never from `count(*)` or a scan. A relation's version is computed
+by those statements themselves (`queries._with_data_version`), views' versions here.
 
 - A table, partitioned table or materialized view: its oid, the relfilenodes of its storage
   (new on TRUNCATE, a rewrite, `REFRESH MATERIALIZED VIEW`, `VACUUM FULL`), its rows inserted +
@@ -29,12 +30,7 @@ _RECIPE = "pg1"
 
 
 def _digest(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(str(part) for part in (_RECIPE, *parts)).encode()).hexdigest()[:24]
-
-
-def table_data_version(*, oid: int, storage: str | None, changes: int | None, stats_reset: float | None) -> str:
-    """The version of a relation with storage of its own, from a `RELATION_VERSIONS` row."""
-    return _digest(oid, storage or "", "" if changes is None else changes, "" if stats_reset is None else repr(stats_reset))
+    return hashlib.sha256("\x1f".join(str(part) for part in (_RECIPE, *parts)).encode()).hexdigest()
 
 
 def view_dependencies(relations: Iterable[PostgresRelation]) -> dict[RelationKey, tuple[RelationKey, ...]]:
