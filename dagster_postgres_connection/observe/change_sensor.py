@@ -120,8 +120,9 @@ def evaluate_change_tick(
         current.update({name: version for name, version in previous.items() if name in unreadable})
     if previous is None:
         return [], encode_cursor(current), tick
+    changed = sorted((name, version) for name, version in current.items() if previous.get(name, version) != version)
     now = time.time()
-    by_name = {asset_key.to_user_string(): asset_key for asset_key in target.asset_keys.values()}
+    by_name = {asset_key.to_user_string(): asset_key for asset_key in target.asset_keys.values()} if changed else {}
     events = [
         AssetMaterialization(
             asset_key=by_name[name],
@@ -132,8 +133,7 @@ def evaluate_change_tick(
             },
             tags=version_tags(version),
         )
-        for name, version in sorted(current.items())
-        if name in previous and previous[name] != version
+        for name, version in changed
     ]
     if not events and set(current) == set(previous):
         return [], None, tick
