@@ -339,7 +339,10 @@ class _Context:
         self.catalog = catalog
         self.parse_schema = parse_schema
         self.trigger_table = trigger_table
-        self.temporary: set[str] = set()  # tables the routine creates as TEMP: not ours, not unresolved
+        # Tables the routine creates as TEMP (never assets, never unresolved) -> the relations
+        # their rows come from: `CREATE TEMP TABLE t AS SELECT ... FROM a; INSERT INTO b SELECT
+        # ... FROM t` makes `b` read `a`.
+        self.temporary: dict[str, set[RelationName]] = {}
 
     def add(self, kind: str, text: str, *, plpgsql: bool) -> None:
         analysis = self.analysis
@@ -365,10 +368,12 @@ class _Context:
 
     def _add_statement(self, statement: exp.Expr, *, plpgsql: bool) -> None:
         target_node, operation = _target_of(statement, plpgsql=plpgsql)
+        temporary_target: str | None = None
         if isinstance(statement, exp.Create) and statement.find(exp.TemporaryProperty) is not None:
             table = statement.find(exp.Table)
             if table is not None and (name := _pg_name(table.this)) is not None:
-                self.temporary.add(name)  # CREATE TEMP TABLE x (AS ...): session-local, never an asset
+                self.temporary.setdefault(name, set())  # CREATE TEMP TABLE x (AS ...): session-local
+                temporary_target = name
             target_node = operation = None
         ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
         target: RelationName | None = None
@@ -376,6 +381,13 @@ class _Context:
         for table in list(statement.find_all(exp.Table)):
             if not isinstance(table.this, exp.Identifier):
                 continue  # a table function, e.g. generate_series(...)
+            temporary = self._temporary(table, ctes)
+            if temporary is not None:
+                if table is target_node:  # INSERT INTO a temp table: its rows come from what is read
+                    temporary_target, target_node = temporary, None
+                elif temporary != temporary_target:
+                    reads |= self.temporary[temporary]  # read through it, from where its rows came
+                continue
             resolved = self._resolve(table, ctes)
             if table is target_node:
                 target = resolved
@@ -391,6 +403,8 @@ class _Context:
         if target is not None:
             reads.discard(target)  # UPDATE t SET a = a + 1 reads t, but t is no dependency of itself
         self.analysis.reads |= reads
+        if temporary_target is not None:
+            self.temporary[temporary_target] |= reads
         if target_node is None or target is None or operation is None:
             return
         write = self.analysis.writes.setdefault(target, WriteLineage())
@@ -405,13 +419,20 @@ class _Context:
             else:
                 write.columns[column] = (write.columns.get(column) or set()) | sources
 
+    def _temporary(self, table: exp.Table, ctes: set[str]) -> str | None:
+        """The name of a temporary table the routine created, if `table` is one."""
+        name = _pg_name(table.this)
+        if table.args.get("db") is None and name in self.temporary and name not in ctes:
+            return name
+        return None
+
     def _resolve(self, table: exp.Table, ctes: set[str]) -> RelationName | None:
         name = _pg_name(table.this)
         schema = _pg_name(table.args.get("db"))
         if name is None:
             return None
         if schema is None:
-            if name in ctes or name in self.temporary:
+            if name in ctes:
                 return None
             for candidate in self.search_path:
                 if (candidate, name) in self.catalog.relations:

@@ -157,3 +157,16 @@ def test_string_constants_never_reach_the_metadata() -> None:
         "INSERT INTO t SELECT * FROM dblink('...', '...') x"
     )
     assert shorten_statement("UPDATE t SET a = $1 WHERE b = $2", 300) == "UPDATE t SET a = $1 WHERE b = $2"
+
+
+def test_temporary_tables_pass_their_sources_through() -> None:
+    """A -> temp -> B is B reading A (the temp table is never an asset, nor unresolved)."""
+    analysis = analyze(
+        "BEGIN CREATE TEMP TABLE scratch AS SELECT id FROM src; INSERT INTO scratch SELECT id FROM log; "
+        "INSERT INTO dst (id) SELECT id FROM scratch; DROP TABLE scratch; END"
+    )
+    assert set(analysis.writes) == {("etl", "dst")}
+    write = analysis.writes[("etl", "dst")]
+    assert write.reads == {("etl", "src"), ("public", "log")}
+    assert write.columns == {"id": None}  # through the temp table: not confirmed, not guessed
+    assert analysis.unresolved == set()
