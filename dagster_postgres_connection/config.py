@@ -50,6 +50,24 @@ def validated(connection: str, model: type[_Model], values: Mapping[str, Any], p
         raise PostgresConfigError(f"Invalid configuration of connection `{connection}`: {problems}") from None
 
 
+def valid_patterns(patterns: Sequence[str], *, example: str, attribute: str = "") -> tuple[str, ...]:
+    """`patterns` as a tuple once each compiles (case-insensitive, as they are matched); else
+    one error naming the pattern, its position and `example`s of valid ones.
+
+    Args:
+        attribute: Put before the message, e.g. "`freshness.relations` ".
+    """
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern, re.IGNORECASE)
+        except re.error as error:
+            raise ValueError(
+                f"{attribute}pattern #{index + 1} {pattern!r} is not a valid Python regular expression "
+                f"({error}). Fix or escape it, e.g. {example}."
+            ) from None
+    return tuple(patterns)
+
+
 def suggest_connection_name(name: str) -> str:
     """`pagila-prod.eu` -> `pagila_prod_eu`: the mapping we suggest for unusable characters."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name.strip()) or "postgres"
@@ -137,15 +155,7 @@ class NameFilter(BaseModel):
     @field_validator("include", "exclude")
     @classmethod
     def _compile_each(cls, patterns: Sequence[str]) -> Sequence[str]:
-        for index, pattern in enumerate(patterns):
-            try:
-                re.compile(pattern, re.IGNORECASE)
-            except re.error as error:
-                raise ValueError(
-                    f"pattern #{index + 1} {pattern!r} is not a valid Python regular expression "
-                    f"({error}). Fix or escape it, e.g. `tmp_.*` or `sales\\.2024`."
-                ) from None
-        return tuple(patterns)
+        return valid_patterns(patterns, example="`tmp_.*` or `sales\\.2024`")
 
     @cached_property
     def include_regexes(self) -> tuple[re.Pattern[str], ...]:

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from dagster_postgres_connection.config import NameFilter
+from dagster_postgres_connection.config import NameFilter, valid_patterns
 
 if TYPE_CHECKING:
     from dagster import FreshnessPolicy
@@ -176,15 +176,7 @@ class PostgresFreshnessRule(BaseModel):
     def _compile_each(cls, patterns: Sequence[str]) -> Sequence[str]:
         if not patterns:
             raise ValueError("`freshness.relations` is empty: list regexes of the relations, e.g. `[public\\.rental]`.")
-        for index, pattern in enumerate(patterns):
-            try:
-                re.compile(pattern, re.IGNORECASE)
-            except re.error as error:
-                raise ValueError(
-                    f"`freshness.relations` pattern #{index + 1} {pattern!r} is not a valid Python regular "
-                    f"expression ({error}). Fix or escape it, e.g. `public\\.rental`."
-                ) from None
-        return tuple(patterns)
+        return valid_patterns(patterns, example="`public\\.rental`", attribute="`freshness.relations` ")
 
     @model_validator(mode="after")
     def _valid_windows(self) -> "PostgresFreshnessRule":
