@@ -53,6 +53,8 @@ class StatisticsResult:
     # The data version of every relation with storage in the schemas read, selected or not
     # (a selected view's version follows them; `versions.with_view_versions`).
     versions: Mapping[RelationKey, str] = field(default_factory=dict)
+    # Databases read on a streaming standby (`pg_is_in_recovery()`): versions follow its replay.
+    standby_databases: frozenset[str] = frozenset()
 
 
 def read_statistics(
@@ -100,6 +102,7 @@ def read_statistics(
             skipped={**result.skipped, **one.skipped},
             statement_count=result.statement_count + one.statement_count,
             versions={**result.versions, **one.versions},
+            standby_databases=result.standby_databases | one.standby_databases,
         )
     return result
 
@@ -144,6 +147,7 @@ def _read_database(
         with catalog_transaction(engine, settings, database) as conn:
             rows = conn.execute(queries.RELATION_STATISTICS, {"schemas": list(schemas)}).all()
         versions = {(database, row.schema, row.name): row.data_version for row in rows}
+        standby = frozenset({database}) if any(row.in_recovery for row in rows) else frozenset()
         to_measure = []
         for row in rows:
             key = (database, row.schema, row.name)
@@ -156,7 +160,8 @@ def _read_database(
                 to_measure.append(row)
         if not to_measure:
             return StatisticsResult(
-                statistics=statistics, changed=frozenset(), skipped={}, statement_count=counter.count, versions=versions
+                statistics=statistics, changed=frozenset(), skipped={}, statement_count=counter.count,
+                versions=versions, standby_databases=standby,
             )
         with _connect(engine, settings, database) as conn:
             for row, measured in _measure_all(conn, to_measure, threshold):
@@ -192,6 +197,7 @@ def _read_database(
             skipped=skipped,
             statement_count=counter.count,
             versions=versions,
+            standby_databases=standby,
         )
     finally:
         engine.dispose()

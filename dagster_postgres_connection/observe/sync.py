@@ -235,6 +235,13 @@ def run_sync(
         schemas_by_database=watch.schemas_by_database,
     )
     versions = with_view_versions(measured.versions, watch.view_deps)
+    if measured.standby_databases:
+        log.info(
+            f"Connection `{target.settings.name}` reads a streaming standby ("
+            + ", ".join(f"`{name}`" for name in sorted(measured.standby_databases))
+            + "): its row counters do not count replayed rows, so a change is recognised by the replay "
+            "position and every relation there counts as changed when the standby replayed anything."
+        )
     # Oids tell renamed tables from dropped + created ones.
     diff = compare_catalogs(
         target,
@@ -378,6 +385,7 @@ def run_sync(
             "statements": MetadataValue.int(catalog_statements + measured.statement_count),
             "seconds": MetadataValue.float(round(time.perf_counter() - started, 3)),
             "catalog_unchanged": MetadataValue.bool(check.unchanged),
+            "standby": MetadataValue.bool(bool(measured.standby_databases)),
             "catalog_read_seconds": MetadataValue.float(catalog_seconds),
             "state": MetadataValue.text(kept),
             **({"code_location_reload": MetadataValue.text(reloaded)} if reloaded else {}),

@@ -18,7 +18,7 @@ from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.factory import build_postgres_connection_settings
 from dagster_postgres_connection.observe.statistics import read_data_versions
 from dagster_postgres_connection.observe.versions import ChangeWatch, with_view_versions
-from dagster_postgres_connection_tests.observe.conftest import data_events, run_job
+from dagster_postgres_connection_tests.observe.conftest import data_events, run_job, summary
 from dagster_postgres_connection_tests.standby_postgres import (  # noqa: F401 (fixture, used by name)
     DATABASE,
     PrimaryAndStandby,
@@ -87,3 +87,4 @@ def test_sync_on_the_standby_reports_the_primary_s_inserts(
         assert events["orders"].metadata["dagster/row_count"].value == rows_before + 2
         assert events["orders"].metadata["dagster-postgres-connection/data_changed"].value is True
         assert "order_totals" in events
+        assert summary(second)["standby"] is True and summary(first)["standby"] is True
