@@ -223,7 +223,7 @@ class PostgresSyncSettings(BaseModel):
     timezone: TimeZone = Field(default="UTC", description="IANA time zone of `sync_schedule`.", examples=["Europe/Paris"])
     emit_materializations: bool = Field(
         default=False,
-        description="Report changed relations as materializations (for freshness policies and automation) instead of observations.",
+        description="The sync job reports changed relations as materializations (for freshness policies and automation) instead of observations; never a data version already materialized (e.g. by `change_sensor`, which always materializes).",
     )
     unchanged_relations: UnchangedRelations = Field(
         default="nothing",
