@@ -1,15 +1,16 @@
 """`<name>_change_sensor` on real Pagila, evaluated in-process (the daemon runs it in
 e2e/test_automation.py): baseline, silence, one statement per database, events for what changed."""
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from sqlalchemy.engine import Engine
 
-from dagster_postgres_connection.errors import PostgresConfigError
+from dagster_postgres_connection.errors import PostgresConfigError, PostgresConnectionError
 from dagster_postgres_connection.observe.change_sensor import decode_cursor
-from dagster_postgres_connection.testing import EmbeddedPostgres
+from dagster_postgres_connection.testing import EmbeddedPostgres, find_free_port
 from dagster_postgres_connection_tests.observe.conftest import (
     CONNECTION,
     build_defs,
@@ -17,6 +18,8 @@ from dagster_postgres_connection_tests.observe.conftest import (
     run_job,
     wait_for_changes,
 )
+from dagster_postgres_connection_tests.observe.test_component_sync import attributes
+from dagster_postgres_connection_tests.test_component_errors import load_error_text
 from dagster_postgres_connection_tests.utils import PgTarget, count_statements
 
 SENSOR = f"{CONNECTION}_change_sensor"
@@ -104,3 +107,22 @@ def test_the_sync_does_not_materialize_a_version_the_sensor_already_did(
     assert (language.tags or {})[DATA_VERSION_TAG] == (events[0].tags or {})[DATA_VERSION_TAG]
     key = dg.AssetKey([CONNECTION, db.database, "public", "language"])
     assert len(instance.fetch_materializations(key, limit=10).records) == 1
+
+
+def test_a_bad_interval_in_yaml_names_the_attribute(db: PgTarget) -> None:
+    text = load_error_text(attributes(db, change_sensor={"minimum_interval_seconds": 2}))
+    assert "`change_sensor.minimum_interval_seconds` 2 is below the floor of 5 s" in text
+
+
+def test_an_unreachable_server_fails_the_tick_naming_the_database_and_the_fix(
+    db: PgTarget, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    snapshot = tmp_path / "snapshot"
+    build_defs(db, snapshot)  # the snapshot the code location loads from, without Postgres
+    moved = dataclasses.replace(db, port=find_free_port())
+    defs = build_defs(moved, snapshot, change_sensor={"minimum_interval_seconds": 5})
+    with pytest.raises(PostgresConnectionError) as raised:
+        _tick(defs, instance, None)
+    message = str(raised.value)
+    assert f"Change sensor of connection `{CONNECTION}`: no database could be read: `{db.database}`" in message
+    assert "check `host` and `port`" in message
