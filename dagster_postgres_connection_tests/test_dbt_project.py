@@ -7,18 +7,22 @@ the example's `sql/reporting.sql` (a view outside dbt over a dbt model); a secon
 which now sees what dbt built; and a load of the code location as `dg dev` would load it.
 """
 
+import contextlib
 import importlib
+import os
 import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.definitions.metadata import TableMetadataSet
+from dagster._core.scheduler.instigation import TickStatus
 from dagster._utils.test.definitions import scoped_definitions_load_context
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from psycopg2 import sql
@@ -27,8 +31,11 @@ from dagster_postgres_connection import build_postgres_connection_defs, link_to_
 from dagster_postgres_connection.linking import is_connection_spec
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.conftest import PAGILA_TEMPLATE, READER_ROLE, make_target
+from dagster_postgres_connection_tests.e2e.browser import chromium_page, require_chromium
+from dagster_postgres_connection_tests.e2e.deployment import DagsterProcess
+from dagster_postgres_connection_tests.e2e.webserver import DagsterWebserver
 from dagster_postgres_connection_tests.test_examples import EXAMPLES, IGNORED, example_env, run_dg
-from dagster_postgres_connection_tests.utils import PgTarget
+from dagster_postgres_connection_tests.utils import REPO_ROOT, PgTarget
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +54,7 @@ DBT_BUILDS = {
     "customers_snapshot": "analytics_snapshots.customers_snapshot",
 }
 SOURCES = ("film", "inventory", "rental", "payment", "customer")
+README_IMAGES = REPO_ROOT / "docs" / "images"  # written only with DPC_REFRESH_SCREENSHOTS=1
 
 
 @dataclass
@@ -105,7 +113,7 @@ def dbt_example_fixture(pagila_server: EmbeddedPostgres, tmp_path_factory: pytes
         # `dbt parse` (dagster-dbt's state) and the connection's first catalog read.
         refreshed = run_dg(root, env, "utils", "refresh-defs-state")
         assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
-        with pytest.MonkeyPatch.context() as monkeypatch:
+        with pytest.MonkeyPatch.context() as monkeypatch, contextlib.ExitStack() as stack:
             for name, value in env.items():
                 if name == "PATH" or name.startswith(("POSTGRES_CONNECTION_", "DBT_")):  # PATH: `dbt`
                     monkeypatch.setenv(name, value)
@@ -113,7 +121,10 @@ def dbt_example_fixture(pagila_server: EmbeddedPostgres, tmp_path_factory: pytes
 
             defs, _ = _load(root)
             dbt_keys = {spec.key for spec in defs.resolve_all_asset_specs() if "dbt" in spec.kinds}
-            built = dg.materialize(list(defs.assets or []), selection=sorted(dbt_keys), raise_on_error=False)
+            # In the instance the daemon of the automation test uses: eager() runs a model when
+            # what it reads changed, once it exists.
+            instance = stack.enter_context(dg.DagsterInstance.from_config(env["DAGSTER_HOME"]))
+            built = dg.materialize(list(defs.assets or []), selection=sorted(dbt_keys), raise_on_error=False, instance=instance)
 
             pagila_server.psql_file(root / "sql" / "reporting.sql", database)
             # The connection's catalog again (dbt's state is still current).
@@ -261,3 +272,141 @@ def test_column_lineage_across_the_boundary(dbt_example: DbtExample) -> None:
     assert deps("stg_rentals")["rental_date"] == {(rental, "rental_date")}
     stg_films = dbt_specs(dbt_example.defs)["stg_films"].key
     assert deps("film_revenue")["title"] == {(stg_films, "title")}
+
+
+@pytest.mark.e2e
+def test_screenshot_of_the_combined_lineage(dbt_example: DbtExample, tmp_path: Path) -> None:
+    """The README's picture of one graph, from `dg dev` on the example: the connection's tables,
+    dbt's models, and the connection's view over a dbt model. Written to docs/images/ only with
+    `DPC_REFRESH_SCREENSHOTS=1`."""
+    require_chromium()
+    folder = README_IMAGES if os.environ.get("DPC_REFRESH_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+    # An instance of its own: the daemon `dg dev` starts must not tick the example's sensors in
+    # the instance the automation test watches.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    server = DagsterWebserver(dbt_example.root, {**dbt_example.env, "DAGSTER_HOME": str(home)}, tmp_path / "dg_dev.log")
+    with server:
+        server.graphql("mutation { setNuxSeen }")  # the community dialog would cover the picture
+        with chromium_page(server.url, tmp_path / "chromium-profile") as browser:
+            browser.open(
+                "/assets/daily_rentals?view=lineage&lineageScope=neighbors&lineageDepth=2",
+                wait_for='text="busiest_days"',
+            )
+            for name in ("stg_rentals", "rental", "inventory"):
+                assert browser.page.get_by_text(name, exact=True).count() > 0, name
+            browser.assert_no_error_state()
+            shot = browser.screenshot(folder / "dbt_lineage.png")
+    assert shot.stat().st_size > 20_000, f"{shot} looks blank"
+
+
+def _wait_for(what: str, condition: Callable[[], bool], daemon: DagsterProcess, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        daemon.check_alive()
+        if time.monotonic() > deadline:
+            log = daemon.log_path.read_text(errors="replace").splitlines()
+            said = [line for line in log if "Sensor " in line or ("Tick produced" in line and "0 runs" not in line)]
+            raise AssertionError(f"Timed out waiting for {what}.\n" + "\n".join(said[-40:]) + f"\n{daemon.log_tail()}")
+        time.sleep(1)
+
+
+def _sensor_ticks(instance: dg.DagsterInstance, name: str) -> int:
+    """How many ticks of sensor `name` finished since the one that recorded its baseline."""
+    state = next((s for s in instance.all_instigator_state() if s.instigator_name == name), None)
+    if state is None:
+        return 0
+    finished = [
+        tick
+        for tick in reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000))
+        if tick.status in (TickStatus.SUCCESS, TickStatus.SKIPPED)
+    ]
+    baseline = next((i for i, tick in enumerate(finished) if "Baseline recorded" in (tick.skip_reason or "")), None)
+    return 0 if baseline is None else len(finished) - baseline
+
+
+def test_inserting_into_a_source_table_runs_the_dbt_models_that_read_it(
+    dbt_example: DbtExample, pagila_server: EmbeddedPostgres
+) -> None:
+    """The daemon end to end: `pagila_prod_change_sensor` reports the INSERT into `rental` as a
+    runless materialization, and the automation sensor runs (eager) the dbt models reading
+    `rental` and their downstream models: one `dbt build` of just those, which loads the new day
+    into the incremental model. Runs last: it changes the example's data."""
+    root, database = dbt_example.root, dbt_example.target.database
+    defs_dir = root / "src" / PACKAGE / "defs"
+    for path, old, new in [
+        (defs_dir / "pagila_prod" / "defs.yaml", "minimum_interval_seconds: 30", "minimum_interval_seconds: 5"),
+        (defs_dir / "automation.py", "minimum_interval_seconds=30", "minimum_interval_seconds=5"),
+    ]:
+        text = path.read_text()
+        assert old in text, path
+        path.write_text(text.replace(old, new))
+    home = Path(dbt_example.env["DAGSTER_HOME"])
+    specs = dbt_specs(dbt_example.defs)
+    dbt_keys = {spec.key for spec in specs.values()}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # The dbt models were built in this instance (the fixture): eager() builds no model that
+        # was never built.
+        daemon = DagsterProcess(
+            "daemon",
+            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", f"{PACKAGE}.definitions"],
+            cwd=root, env=dbt_example.env, logs=root.parent,
+        )  # fmt: skip
+        daemon.start()
+        try:
+            def dbt_runs() -> list[dg.DagsterRun]:
+                return [run for run in instance.get_runs() if set(run.asset_selection or ()) & set(dbt_keys)]
+
+            first_runs = len(dbt_runs())
+            # Two finished change-sensor ticks after that build: the baseline is recorded, and
+            # what dbt wrote was read (it is dbt's to report).
+            change_sensor = f"{CONNECTION}_change_sensor"
+            ticks = _sensor_ticks(instance, change_sensor)
+            _wait_for("two change-sensor ticks", lambda: _sensor_ticks(instance, change_sensor) >= ticks + 2, daemon)
+
+            inserted_at = time.time()
+            pagila_server.execute(
+                "INSERT INTO rental (rental_date, inventory_id, customer_id, staff_id) "
+                "VALUES ('2030-01-01 10:00+00', 1, 1, 1)",
+                database,
+            )
+            rental = dbt_example.key("public", "rental")
+            _wait_for(
+                "the change sensor's materialization of `rental`",
+                lambda: (event := instance.get_latest_materialization_event(rental)) is not None and event.timestamp > inserted_at,
+                daemon,
+                timeout=90,
+            )
+            _wait_for(
+                "a run of the dbt models reading `rental`",
+                lambda: len(runs := dbt_runs()) > first_runs and all(r.is_finished for r in runs),
+                daemon,
+            )
+            # Two change-sensor ticks after dbt's run: they see the relations dbt rebuilt move.
+            ticks = _sensor_ticks(instance, change_sensor)
+            _wait_for("two change-sensor ticks", lambda: _sensor_ticks(instance, change_sensor) >= ticks + 2, daemon)
+        finally:
+            daemon.stop()
+
+        new_runs = dbt_runs()[: len(dbt_runs()) - first_runs]  # newest first
+        assert all(run.is_success for run in new_runs)
+        rebuilt = {key for run in new_runs for key in run.asset_selection or set()}
+        reads_rental = {specs[name].key for name in ("stg_rentals", "daily_rentals", "film_revenue")}
+        assert rebuilt == reads_rental  # not stg_films, stg_payments or the seed: untouched
+        assert pagila_server.query(
+            "SELECT rentals FROM analytics.daily_rentals WHERE rental_day = '2030-01-01'", database=database
+        ) == [(1,)]
+        films = instance.get_latest_materialization_event(specs["stg_films"].key)
+        assert films is not None and films.timestamp < inserted_at
+        # The change sensor reported nothing under the connection's keys of the relations dbt
+        # builds (they changed in both dbt runs): they are dbt's to report.
+        for relation in DBT_BUILDS.values():
+            records = instance.fetch_materializations(dbt_example.key(*relation.split(".")), limit=100).records
+            by_sensor = [r for r in records if r.asset_materialization and "change sensor" in (r.asset_materialization.description or "")]
+            assert by_sensor == [], relation
+        # ... and reported the connection's view over the incremental model, which moved with it.
+        busiest_days = instance.get_latest_materialization_event(dbt_example.key("reporting", "busiest_days"))
+        assert busiest_days is not None and busiest_days.timestamp > inserted_at
+        rental_events = instance.fetch_materializations(dbt_example.key("public", "rental"), limit=100).records
+        assert any("change sensor" in (r.asset_materialization.description or "") for r in rental_events if r.asset_materialization)

@@ -170,6 +170,19 @@ def build_change_sensor(target: PostgresSyncTarget, settings: PostgresChangeSens
             return SkipReason(f"No relation changed: {summary}.")
         if not events:
             return SensorResult(cursor=cursor, skip_reason=SkipReason(f"Baseline recorded: {summary}."))
+        if context.repository_def is not None:
+            # A relation that another asset of the code location builds (a dbt model: see
+            # `link_to_existing_assets`) has no asset of ours: its producer reports it. An event
+            # under our key would make an asset without a definition, and one under the
+            # producer's key would count its own runs as outside changes (eager() downstream
+            # would run twice).
+            defined = context.repository_def.assets_defs_by_key
+            events = [event for event in events if event.asset_key in defined]
+            if not events:
+                return SensorResult(
+                    cursor=cursor,
+                    skip_reason=SkipReason(f"Only relations that other assets build changed: {summary}."),
+                )
         context.log.info(f"{len(events)} relations changed: {summary}.")
         return SensorResult(asset_events=events, cursor=cursor)
 
