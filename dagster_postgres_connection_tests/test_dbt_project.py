@@ -326,6 +326,35 @@ def _sensor_ticks(instance: dg.DagsterInstance, name: str) -> int:
     return 0 if baseline is None else len(finished) - baseline
 
 
+def test_the_sync_job_leaves_what_dbt_builds_to_dbt(dbt_example: DbtExample) -> None:
+    """The connection's sync job, run as a code location runs it (here `dagster job execute`,
+    which loads the linked definitions): its first run reports every relation of the code
+    location whose statistics moved since the fixture's catalog read, and nothing under the
+    connection's keys of the relations dbt builds (an event there would make an asset with no
+    definition next to dbt's)."""
+    root, env = dbt_example.root, dbt_example.env
+    executed = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute",
+         "-m", f"{PACKAGE}.definitions", "-j", f"{CONNECTION}_sync"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert executed.returncode == 0, executed.stdout[-3000:] + executed.stderr[-3000:]
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        run = instance.get_runs(filters=dg.RunsFilter(job_name=f"{CONNECTION}_sync"), limit=1)[0]
+        assert run.is_success
+        reported = {
+            record.asset_key
+            for event_type in (dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION)
+            for record in instance.get_records_for_run(run.run_id, of_type=event_type).records
+            if record.asset_key is not None
+        }
+    ours_built_by_dbt = {dbt_example.key(*relation.split(".")) for relation in DBT_BUILDS.values()}
+    defined = set(dbt_example.defs.resolve_all_asset_keys())
+    assert reported, "the first sync run reported no relation"
+    assert not reported & ours_built_by_dbt, reported & ours_built_by_dbt
+    assert reported <= defined, reported - defined
+
+
 def test_inserting_into_a_source_table_runs_the_dbt_models_that_read_it(
     dbt_example: DbtExample, pagila_server: EmbeddedPostgres
 ) -> None:

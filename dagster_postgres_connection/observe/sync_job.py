@@ -10,6 +10,7 @@ compares the live catalog with the last snapshot without writing anything.
 """
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 from dagster import (
     AssetCheckKey,
@@ -30,6 +31,7 @@ from dagster import (
     job,
     op,
 )
+from dagster_shared.check import CheckError
 from pydantic import Field
 
 from dagster_postgres_connection.catalog.models import PostgresRelation, RelationKey
@@ -70,7 +72,9 @@ def build_sync_job(target: PostgresSyncTarget, metadata: Mapping[str, MetadataVa
     )
     def _sync(context: OpExecutionContext, config: PostgresSyncConfig) -> Iterator[object]:
         with reported_as_failure():
-            yield from run_sync(target, instance=context.instance, force=config.force, run=context.dagster_run)
+            yield from run_sync(
+                _assets_of_this_location(target, context), instance=context.instance, force=config.force, run=context.dagster_run
+            )
 
     @job(
         name=sync_job_name(name),
@@ -88,6 +92,23 @@ def build_sync_job(target: PostgresSyncTarget, metadata: Mapping[str, MetadataVa
         _sync()
 
     return _job
+
+
+def _assets_of_this_location(target: PostgresSyncTarget, context: OpExecutionContext) -> PostgresSyncTarget:
+    """`target` without the relations that are no asset of the run's code location.
+
+    `link_to_existing_assets` hands a relation that another asset builds (a dbt model) to that
+    asset, which reports it: an event under our key would make an asset with no definition.
+    A run launched from a code location knows its repository; a job executed in process outside
+    one (`execute_in_process`) does not, and reports every relation.
+    """
+    try:
+        defined = context.repository_def.assets_defs_by_key
+    except CheckError:  # "No repository definition was set on the step context"
+        return target
+    if all(asset_key in defined for asset_key in target.asset_keys.values()):
+        return target
+    return replace(target, asset_keys={key: ak for key, ak in target.asset_keys.items() if ak in defined})
 
 
 # Checks per multi-check op. Dagster's component loading (`load_from_defs_folder`) rebuilds
