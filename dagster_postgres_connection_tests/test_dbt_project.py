@@ -105,6 +105,10 @@ def dbt_example_fixture(pagila_server: EmbeddedPostgres, tmp_path_factory: pytes
     dbt_password = secrets.token_urlsafe(12)
     _prepare_database(pagila_server, database, dbt_password)
     target = make_target(pagila_server, database)
+    # dagster-dbt runs dbt inside `pushd(project_dir)` in generators; one left unfinished keeps
+    # this process in a folder of the example: every later test of the session that asks for
+    # the working directory then failed once it was gone.
+    working_directory = os.getcwd()
     try:
         root = tmp_path_factory.mktemp("dbt") / "dbt_project"
         shutil.copytree(EXAMPLES / "dbt_project", root, ignore=IGNORED)
@@ -125,6 +129,7 @@ def dbt_example_fixture(pagila_server: EmbeddedPostgres, tmp_path_factory: pytes
             # what it reads changed, once it exists.
             instance = stack.enter_context(dg.DagsterInstance.from_config(env["DAGSTER_HOME"]))
             built = dg.materialize(list(defs.assets or []), selection=sorted(dbt_keys), raise_on_error=False, instance=instance)
+            os.chdir(working_directory)
 
             pagila_server.psql_file(root / "sql" / "reporting.sql", database)
             # The connection's catalog again (dbt's state is still current).
@@ -136,6 +141,7 @@ def dbt_example_fixture(pagila_server: EmbeddedPostgres, tmp_path_factory: pytes
             defs, unlinked = _load(root)
             yield DbtExample(root=root, target=target, env=env, built=built, defs=defs, unlinked=unlinked)
     finally:
+        os.chdir(working_directory)
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
             del sys.modules[name]
         pagila_server.drop_database(database)
