@@ -19,9 +19,11 @@ A first ratio over the bound is measured once more before failing (minimum of tw
 
 import gc
 import importlib
+import re
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -38,6 +40,7 @@ from benchmarks.dg_project import DgProject, write_dg_project
 from benchmarks.generate_catalog import generate_catalog
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.state import write_snapshot
+from dagster_postgres_connection.components.connection_component.component import _built_definitions
 from dagster_postgres_connection.factory import build_postgres_connection_settings
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.conftest import _pg_versions
@@ -49,15 +52,23 @@ BOUND = 6.0
 PASSWORD_ENV = "DPC_SCALING_PASSWORD"  # the superuser logs in without one (initdb --auth=trust)
 
 
-@pytest.fixture(name="projects")
+@pytest.fixture(name="projects", scope="module")
 def projects_fixture(
-    pg_server: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[int, tuple[DgProject, int]]]:
     """tables -> (project, expected assets): a catalog per size, its snapshot in place."""
     if pg_server.version != max(_pg_versions()):
         pytest.skip("the load does not depend on the server version: newest selected only")
-    monkeypatch.setenv(PASSWORD_ENV, "unused")
+    tmp_path = tmp_path_factory.mktemp("projects")
     created: list[str] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(PASSWORD_ENV, "unused")
+        yield from _projects(pg_server, tmp_path, monkeypatch, created)
+
+
+def _projects(
+    pg_server: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, created: list[str]
+) -> Iterator[dict[int, tuple[DgProject, int]]]:
     try:
         projects = {}
         for tables in (SMALL, LARGE):
@@ -87,8 +98,16 @@ def projects_fixture(
             pg_server.drop_database(database)
 
 
-def load_like_a_code_server(project: DgProject) -> tuple[int, int, float]:
-    """(assets, checks, CPU seconds) of one load, up to the serialized repository snapshot."""
+@dataclass(frozen=True)
+class CodeServerLoad:
+    assets: int
+    checks: int
+    cpu_seconds: float
+    snapshot_bytes: int  # the serialized RepositorySnap: what the gRPC answer carries
+
+
+def load_like_a_code_server(project: DgProject) -> CodeServerLoad:
+    """One load, up to the serialized repository snapshot."""
     gc.collect()
     started = time.process_time()
     with DefinitionsLoadContext.scoped(DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)):
@@ -96,10 +115,10 @@ def load_like_a_code_server(project: DgProject) -> tuple[int, int, float]:
         repository = defs.get_repository_def()
         repository.load_all_definitions()
         graph = repository.asset_graph
-        serialize_value(RepositorySnap.from_def(repository, defer_snapshots=True))
+        payload = serialize_value(RepositorySnap.from_def(repository, defer_snapshots=True))
     seconds = time.process_time() - started
     assets = sum(1 for key in graph.get_all_asset_keys() if key.path[0] == project.connection)
-    return assets, len(graph.asset_check_keys), seconds
+    return CodeServerLoad(assets, len(graph.asset_check_keys), seconds, len(payload))
 
 
 def test_component_load_grows_near_linearly(projects: dict[int, tuple[DgProject, int]]) -> None:
@@ -111,10 +130,10 @@ def test_component_load_grows_near_linearly(projects: dict[int, tuple[DgProject,
     ratio = float("inf")
     for _ in range(2):
         for tables, project, expected in ((SMALL, small, small_expected), (LARGE, large, large_expected)):
-            assets, checks, seconds = load_like_a_code_server(project)
-            assert assets == expected
-            assert checks == expected  # one `schema_unchanged` check per asset: the default stays on
-            timings[tables].append(seconds)
+            load = load_like_a_code_server(project)
+            assert load.assets == expected
+            assert load.checks == expected  # one `schema_unchanged` check per asset: the default stays on
+            timings[tables].append(load.cpu_seconds)
         ratio = min(timings[LARGE]) / min(timings[SMALL])
         if ratio < BOUND:
             break
@@ -124,3 +143,28 @@ def test_component_load_grows_near_linearly(projects: dict[int, tuple[DgProject,
         f"(bound {BOUND}x for 4x the relations; linear is ~4x, quadratic ~16x): "
         f"{SMALL} tables {timings[SMALL]} s, {LARGE} tables {timings[LARGE]} s."
     )
+
+
+def test_a_snapshot_over_the_grpc_limit_is_announced_at_load(
+    projects: dict[int, tuple[DgProject, int]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past `DAGSTER_GRPC_MAX_SEND_BYTES` the webserver cannot load the location, and says only
+    `RESOURCE_EXHAUSTED`: the load warns first, with an estimate close to the real size."""
+    project, _ = projects[LARGE]
+    load = load_like_a_code_server(project)
+    assert "DAGSTER_GRPC_MAX_SEND_BYTES" not in caplog.text  # under the default 100 MB: quiet
+
+    monkeypatch.setenv("DAGSTER_GRPC_MAX_SEND_BYTES", str(load.snapshot_bytes // 2))
+    _built_definitions.clear()  # the same files would reuse the Definitions built above
+    caplog.clear()
+    load_like_a_code_server(project)
+    found = re.search(r"snapshot of about ([\d,]+) MB, and a code server sends at most ([\d,]+) MB", caplog.text)
+    assert found, caplog.text
+    estimate_mb, limit_mb = (int(group.replace(",", "")) for group in found.groups())
+    print(f"snapshot: {load.snapshot_bytes} bytes, estimated {estimate_mb} MB")
+    assert limit_mb == round(load.snapshot_bytes / 2 / 1e6)
+    # The estimate counts the assets' share, not the jobs' and schedules': a little under.
+    assert 0.8 * load.snapshot_bytes / 1e6 <= estimate_mb <= 1.2 * load.snapshot_bytes / 1e6, (
+        estimate_mb, load.snapshot_bytes
+    )
+    assert "`DAGSTER_GRPC_MAX_RX_BYTES` on the webserver and the daemon" in caplog.text
