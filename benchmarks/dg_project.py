@@ -1,4 +1,5 @@
-"""A throwaway `dg` project holding one `PostgresConnectionComponent`, as a user's project does.
+"""A throwaway `dg` project holding one `PostgresConnectionComponent`, as a user's project does
+(or, for the benchmark's content floor, another component type: `write_component_project`).
 
 Used by the benchmark's load rows (`probes.py`, `serve.py`) and by the load-scaling guard in the
 test suite (`dagster_postgres_connection_tests/test_load_scaling.py`): every load there goes
@@ -87,9 +88,31 @@ def write_dg_project(
     extra_attributes: Mapping[str, Any] | None = None,
 ) -> DgProject:
     """Writes `pyproject.toml` ([tool.dg] project), `src/<module>/definitions.py` calling
-    `dg.load_from_defs_folder`, and `src/<module>/defs/<connection>/defs.yaml`.
+    `dg.load_from_defs_folder`, and `src/<module>/defs/<connection>/defs.yaml` configuring
+    `PostgresConnectionComponent`.
 
     The project is not installed: put `src` on `sys.path` (or `PYTHONPATH`) to load it.
+    """
+    attributes = {
+        "name": connection,
+        "host": host,
+        "port": port,
+        "username": username,
+        "password_env_var": password_env_var,
+        "databases": list(databases),
+        **(extra_attributes or {}),
+    }
+    return write_component_project(
+        root, module=module, connection=connection, component_type=COMPONENT_TYPE, attributes=attributes
+    )
+
+
+def write_component_project(
+    root: Path, *, module: str, connection: str, component_type: str, attributes: Mapping[str, Any]
+) -> DgProject:
+    """The same project with a `defs.yaml` declaring any component type (e.g. the benchmark's
+    `content_floor.ContentFloorComponent`) in `src/<module>/defs/<connection>/`; `connection` is
+    also the code location's name. The type's module must be importable where the project loads.
     """
     package = root / "src" / module
     defs_dir = package / "defs" / connection
@@ -104,17 +127,8 @@ def write_dg_project(
     (package / "__init__.py").write_text("")
     (package / "defs" / "__init__.py").write_text("")
     (package / "definitions.py").write_text(_DEFINITIONS_PY)
-    attributes = {
-        "name": connection,
-        "host": host,
-        "port": port,
-        "username": username,
-        "password_env_var": password_env_var,
-        "databases": list(databases),
-        **(extra_attributes or {}),
-    }
     # JSON is YAML: no YAML writer needed.
     (defs_dir / "defs.yaml").write_text(
-        f"type: {COMPONENT_TYPE}\n\nattributes: {json.dumps(attributes)}\n"
+        f"type: {component_type}\n\nattributes: {json.dumps(dict(attributes))}\n"
     )
     return DgProject(root=root, module=module, connection=connection)

@@ -18,6 +18,16 @@ Kinds:
   below). The asset count is checked against `--expect-assets`.
 - `factory`: the same end point from `build_postgres_connection_defs(snapshot_path=...)`.
 - `dagster-floor`: Dagster alone, the same keys and deps as bare `AssetSpec`s, same end point.
+- `content-prepare` (not a measurement): loads our component from a project (the
+  `schema_checks: false` one) and writes every spec's content (key, deps, description, group,
+  kinds, tags, owners, metadata; not the component machinery's code reference and origin) with
+  Dagster's `serialize_value`, for `content-floor` (`content_floor.py`).
+- `content-floor`: Dagster alone with the same content, through a component: a project whose
+  `defs.yaml` declares `content_floor.ContentFloorComponent`, which `deserialize_value`s the
+  content file and returns the specs in a plain `dg.Definitions` (no checks, no jobs: compare
+  with our `schema_checks: false` load); same steps as `load`. It fails unless its served
+  snapshot is within 3 % of `--expect-bytes`. (Dagster's `load_from_defs_folder` still imports
+  every installed component library, ours included, through their entry points: both pay it.)
 - `naive`: `naive_inspector.naive_read`, the per-table Inspector loop.
 
 "Serve" is what `dagster api grpc` does with Definitions: build the repository and load all its
@@ -47,6 +57,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
 
 PASSWORD_ENV_VAR = "DPC_BENCH_PASSWORD"  # the embedded server trusts local logins; any value does
+OUR_COMPONENT_MODULE = "dagster_postgres_connection.components.connection_component.component"
+# How far the content floor's served snapshot may differ in size from our `schema_checks: false`
+# load's (what differs: the component's name and defs.yaml path in each spec's code reference and
+# component origin, and our sync job, schedule and sensor).
+SAME_CONTENT_TOLERANCE = 0.03
 
 # Every catalog statement a sync sends per database, by its name in queries.py (a sync also
 # sends the transaction's BEGIN/SAVEPOINT and, without `databases`, LIST_DATABASES).
@@ -190,38 +205,94 @@ def serve(defs: Any, prefix: str, expect_assets: int) -> dict[str, Any]:
     }
 
 
+def _load_through_defs_yaml(
+    project_root: Path, module: str, component_module: str, prefix: str, expect_assets: int
+) -> dict[str, Any]:
+    """The project's `@dg.definitions` as a code server calls it, then `serve`; not timed as a whole."""
+    sys.path.insert(0, str(project_root / "src"))
+    started = time.perf_counter()
+    import dagster  # noqa: F401
+    from dagster._core.definitions.definitions_load_context import (
+        DefinitionsLoadContext,
+        DefinitionsLoadType,
+    )
+
+    # The defs.yaml's `type:` imports this; a code server imports it before building anything.
+    importlib.import_module(component_module)
+    imported = time.perf_counter()
+    # A code server loads inside an INITIALIZATION context (`LoadedRepositories`); our component
+    # reads its local snapshot there and never connects.
+    with DefinitionsLoadContext.scoped(DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)):
+        # definitions.py's `@dg.definitions def defs()`, called as Dagster calls it: it runs
+        # `dg.load_from_defs_folder`, which reads the defs.yaml and builds the component.
+        defs = importlib.import_module(f"{module}.definitions").defs()
+        built = time.perf_counter()
+        return {
+            "import_seconds": round(imported - started, 3),
+            "definitions_seconds": round(built - imported, 3),  # defs.yaml, snapshot read, specs, jobs, checks
+            **serve(defs, prefix, expect_assets),
+        }
+
+
 def load(project_root: Path, module: str, connection: str, expect_assets: int) -> dict[str, Any]:
     """The component as a `defs.yaml` configures it, up to the code server's serialized snapshot."""
-    sys.path.insert(0, str(project_root / "src"))
-
-    def work() -> dict[str, Any]:
-        started = time.perf_counter()
-        import dagster  # noqa: F401
-        from dagster._core.definitions.definitions_load_context import (
-            DefinitionsLoadContext,
-            DefinitionsLoadType,
-        )
-
-        # The defs.yaml's `type:` imports this; a code server imports it before building anything.
-        import dagster_postgres_connection.components.connection_component.component  # noqa: F401
-
-        imported = time.perf_counter()
-        # A code server loads inside an INITIALIZATION context (`LoadedRepositories`); the
-        # component reads its local snapshot there and never connects.
-        with DefinitionsLoadContext.scoped(DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)):
-            # definitions.py's `@dg.definitions def defs()`, called as Dagster calls it: it runs
-            # `dg.load_from_defs_folder`, which reads the defs.yaml and builds the component.
-            defs = importlib.import_module(f"{module}.definitions").defs()
-            built = time.perf_counter()
-            return {
-                "import_seconds": round(imported - started, 3),
-                "definitions_seconds": round(built - imported, 3),  # defs.yaml, snapshot read, specs, jobs, checks
-                **serve(defs, connection, expect_assets),
-            }
-
-    result = measured(work)
+    result = measured(
+        lambda: _load_through_defs_yaml(project_root, module, OUR_COMPONENT_MODULE, connection, expect_assets)
+    )
     if result["statements"]:  # the snapshot was not where the component looks: a wrong row
         raise SystemExit(f"load: the component read Postgres ({result['statements']} statements)")
+    return result
+
+
+def content_prepare(project_root: Path, module: str, content: Path, expect_assets: int) -> dict[str, Any]:
+    """Not a measurement: writes the content floor's file (`content_floor.write_content`) from our
+    component, loaded the normal way (`load_from_defs_folder`) from `project_root`, whose snapshot
+    is already at its state path (the `schema_checks: false` project: the specs are the same)."""
+    import dagster as dg
+    from content_floor import COMPONENT_METADATA_KEYS, write_content
+    from dagster._core.definitions.definitions_load_context import (
+        DefinitionsLoadContext,
+        DefinitionsLoadType,
+    )
+
+    sys.path.insert(0, str(project_root / "src"))
+    started = time.perf_counter()
+    with DefinitionsLoadContext.scoped(DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)):
+        defs = importlib.import_module(f"{module}.definitions").defs()
+    specs = list(defs.assets or [])
+    if not all(isinstance(spec, dg.AssetSpec) for spec in specs):
+        kinds = sorted({type(a).__name__ for a in specs if not isinstance(a, dg.AssetSpec)})
+        raise SystemExit(f"content-prepare: the component returned {kinds}, not only AssetSpecs")
+    if len(specs) != expect_assets:
+        raise SystemExit(f"content-prepare: {len(specs)} specs, expected {expect_assets}")
+    # The component machinery's metadata, dropped from the file, must be what Dagster added for
+    # the defs.yaml (one code reference to it), not ours.
+    defs_yaml = str(project_root / "src" / module / "defs")
+    for spec in specs:
+        if set(COMPONENT_METADATA_KEYS) - set(spec.metadata):
+            raise SystemExit(f"content-prepare: {spec.key.to_user_string()} lacks the component metadata")
+        references = spec.metadata["dagster/code_references"].code_references
+        if [r for r in references if not getattr(r, "file_path", "").startswith(defs_yaml)]:
+            raise SystemExit(f"content-prepare: {spec.key.to_user_string()} has code references of its own")
+    size = write_content(specs, content)
+    return {"assets": len(specs), "content_bytes": size, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def content_floor(project_root: Path, module: str, expect_assets: int, expect_bytes: int) -> dict[str, Any]:
+    """Dagster alone with the same content as our `schema_checks: false` load, through a component
+    (`content_floor.ContentFloorComponent` in the project's defs.yaml), up to the same end point.
+
+    Fails unless its serialized snapshot is within `SAME_CONTENT_TOLERANCE` of `expect_bytes`
+    (the `schema_checks: false` load's): same content, same bytes.
+    """
+    # Imported inside the measurement (it imports dagster), as the defs.yaml's `type:` is.
+    result = measured(lambda: _load_through_defs_yaml(project_root, module, "content_floor", "bench", expect_assets))
+    result["content_deserialize_seconds"] = round(sys.modules["content_floor"].last_deserialize_seconds, 3)
+    if expect_bytes and abs(result["serialized_bytes"] - expect_bytes) > SAME_CONTENT_TOLERANCE * expect_bytes:
+        raise SystemExit(
+            f"content-floor: serialized snapshot {result['serialized_bytes']:,} bytes, "
+            f"{expect_bytes:,} for our load without checks: not the same content"
+        )
     return result
 
 
@@ -293,11 +364,17 @@ def naive(url: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("kind", choices=["raw", "ours", "load", "factory", "dagster-floor", "naive"])
+    p.add_argument(
+        "kind",
+        choices=["raw", "ours", "load", "factory", "dagster-floor", "content-prepare", "content-floor", "naive"],
+    )
     p.add_argument("--url", required=True, help="SQLAlchemy URL of the benchmark database")
     p.add_argument("--snapshot", type=Path, help="snapshot file (ours writes it, factory and dagster-floor read it)")
-    p.add_argument("--project", type=Path, help="load: root of the generated dg project (dg_project.py)")
-    p.add_argument("--module", help="load: the project's root module")
+    p.add_argument("--project", type=Path, help="load, content-*: root of the generated dg project (dg_project.py)")
+    p.add_argument("--module", help="load, content-*: the project's root module")
+    p.add_argument("--content", type=Path, help="content-prepare: the content file it writes")
+    p.add_argument("--expect-bytes", type=int, default=0,
+                   help="content-floor: our `schema_checks: false` load's serialized snapshot size")  # fmt: skip
     p.add_argument("--connection", default="bench", help="load: the component's `name`")
     p.add_argument("--expect-assets", type=int, default=0)
     args = p.parse_args(argv)
@@ -312,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         result = factory(args.url, args.snapshot, args.expect_assets)
     elif args.kind == "dagster-floor":
         result = dagster_floor(args.snapshot, args.expect_assets)
+    elif args.kind == "content-prepare":
+        result = content_prepare(args.project, args.module, args.content, args.expect_assets)
+    elif args.kind == "content-floor":
+        result = content_floor(args.project, args.module, args.expect_assets, args.expect_bytes)
     else:
         started = time.process_time()
         result = {**naive(args.url), "cpu_seconds": None}

@@ -1,4 +1,5 @@
-"""The comparison: raw floor, ours (sync in-process, sync CLI, code location loads), naive, DataHub.
+"""The comparison: raw floor, ours (sync in-process, sync CLI, code location loads), Dagster alone
+(bare specs; same content through a component), naive, DataHub.
 
 On one throwaway PostgreSQL 18 (`EmbeddedPostgres`) and, per size, one generated catalog
 (`generate_catalog.py`), every measurement runs as its own subprocess, started and reaped here:
@@ -42,7 +43,7 @@ import sqlalchemy as sa
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
 
-from dg_project import DgProject, write_dg_project  # noqa: E402
+from dg_project import DgProject, write_component_project, write_dg_project  # noqa: E402
 from generate_catalog import generate_catalog  # noqa: E402
 from probes import PASSWORD_ENV_VAR, RAW_STATEMENTS  # noqa: E402
 from run_preliminary import ServerCpu, recreate_database  # noqa: E402
@@ -239,6 +240,24 @@ def measure_size(tables: int, admin: sa.URL, cpu: ServerCpu, args: argparse.Name
                lambda: probe("factory", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
         repeat("dagster_floor", args.repeat,
                lambda: probe("dagster-floor", db, cpu, work, "--snapshot", str(snapshot), "--expect-assets", str(expect)))  # fmt: skip
+        # Dagster alone with the same content, through a component: the content file is written
+        # by its own process from our component (not measured), then loaded like the other rows.
+        from content_floor import COMPONENT_TYPE as CONTENT_FLOOR_TYPE  # imports dagster: only here
+
+        content = work / "content_floor.serdes"
+        no_checks = projects["load_no_checks"]
+        out["content_prepare"] = probe("content-prepare", db, cpu, work, "--project", str(no_checks.root), "--module",
+                                       no_checks.module, "--content", str(content), "--expect-assets", str(expect))  # fmt: skip
+        print(f"  content file: {out['content_prepare']['content_bytes'] / 1e6:.1f} MB "
+              f"({out['content_prepare']['seconds']:.1f} s to write, not measured)", flush=True)  # fmt: skip
+        floor_project = write_component_project(
+            work / "bench_content_floor", module="bench_content_floor", connection="bench",
+            component_type=CONTENT_FLOOR_TYPE, attributes={"content_path": str(content)},
+        )  # fmt: skip
+        same_bytes = round(_median(out["load_no_checks"], "serialized_bytes"))  # the floor fails beyond 3 %
+        repeat("content_floor", args.repeat,
+               lambda: probe("content-floor", db, cpu, work, "--project", str(floor_project.root), "--module",
+                             floor_project.module, "--expect-assets", str(expect), "--expect-bytes", str(same_bytes)))  # fmt: skip
         if not args.skip_servers:
             repeat("code_server", 1, lambda: server_row(code_server, projects["load"], cpu, work, "code_server", expect))
             repeat("dg_dev", 1, lambda: server_row(dg_dev, projects["load"], cpu, work, "dg_dev", expect))
@@ -263,8 +282,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _floor_ratio(size: dict[str, Any], row: str) -> str:
-    return f"{_median(size[row], 'seconds') / _median(size['dagster_floor'], 'seconds'):.1f}x"
+def _floor_ratio(size: dict[str, Any], row: str, floor: str = "dagster_floor") -> str:
+    return f"{_median(size[row], 'seconds') / _median(size[floor], 'seconds'):.1f}x"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -288,13 +307,19 @@ def markdown(result: dict[str, Any]) -> str:
              f"ours/raw {ours_s / raw_s:.2f}x time, {ours_cpu / raw_cpu:.2f}x CPU"),
             ("ours: `sync` CLI", "sync_cli", "wall_seconds", ""),
             ("ours: load through the component (defs.yaml), to the served snapshot", "load", "seconds",
-             f"component load/Dagster alone {_floor_ratio(size, 'load')}"),
+             f"component load/Dagster alone {_floor_ratio(size, 'load')}, "
+             f"/same content {_floor_ratio(size, 'load', 'content_floor')}"),
             ("ours: same, `schema_checks: false`", "load_no_checks", "seconds",
-             f"component load/Dagster alone {_floor_ratio(size, 'load_no_checks')}"),
+             f"component load/Dagster alone {_floor_ratio(size, 'load_no_checks')}, "
+             f"/same content {_floor_ratio(size, 'load_no_checks', 'content_floor')}"),
             ("ours: factory (`build_postgres_connection_defs`), same end point", "factory", "seconds",
              f"factory/Dagster alone {_floor_ratio(size, 'factory')}"),
             ("Dagster alone: same keys and deps, bare specs, same end point", "dagster_floor", "seconds",
              "floor of any load"),
+            ("Dagster alone, same content, through a component (no checks, no jobs)", "content_floor", "seconds",
+             f"of which `deserialize_value` {_median(size['content_floor'], 'content_deserialize_seconds'):.2f} s; "
+             f"snapshot {_median(size['content_floor'], 'serialized_bytes') / 1e6:.1f} MB vs "
+             f"{_median(size['load_no_checks'], 'serialized_bytes') / 1e6:.1f} MB without checks"),
         ]  # fmt: skip
         if size.get("code_server"):
             rows.append(("ours: `dagster api grpc` started until it served the snapshot", "code_server",
@@ -344,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schemas", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--repeat", type=int, default=3, help="runs of raw/ours/sync/loads (medians shown)"
+        "--repeat", type=int, default=3, help="runs of raw/ours/sync/loads/floors (medians shown)"
     )
     p.add_argument("--skip-servers", action="store_true", help="no code server and `dg dev` rows")
     p.add_argument("--skip-naive", action="store_true")
