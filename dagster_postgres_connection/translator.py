@@ -13,6 +13,7 @@ from dagster import (
 )
 from dagster_shared.record import record
 
+from dagster_postgres_connection.catalog._records import compile_record_constructors
 from dagster_postgres_connection.catalog.models import (
     PostgresRelation,
     PostgresRelationRef,
@@ -153,3 +154,6 @@ class DagsterPostgresTranslator:
             owners=props.owners,
             metadata=metadata,
         )
+
+
+compile_record_constructors(globals())  # see catalog/_records.py

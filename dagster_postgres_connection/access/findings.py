@@ -21,6 +21,7 @@ from dagster_postgres_connection.access.privileges import (
     SchemaAccess,
 )
 from dagster_postgres_connection.access.readability import Readability
+from dagster_postgres_connection.catalog._records import compile_record_constructors
 from dagster_postgres_connection.catalog.selection import select_relation, select_schema
 from dagster_postgres_connection.config import PostgresConnectionSettings
 
@@ -250,3 +251,6 @@ def _write_findings(
 def _names(relations: Sequence[RelationAccess], limit: int = 8) -> str:
     shown = ", ".join(f"`{r.name}`" for r in relations[:limit])
     return shown + (f" and {len(relations) - limit} more" if len(relations) > limit else "")
+
+
+compile_record_constructors(globals())  # see catalog/_records.py

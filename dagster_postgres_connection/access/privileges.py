@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from dagster_postgres_connection.access import queries
 from dagster_postgres_connection.access.readability import Readability
+from dagster_postgres_connection.catalog._records import compile_record_constructors
 from dagster_postgres_connection.catalog.connection import (
     catalog_transaction,
     create_catalog_engine,
@@ -213,3 +214,6 @@ def _read_server(
             engine.dispose()
     assert first_error is not None
     raise first_error
+
+
+compile_record_constructors(globals())  # see catalog/_records.py

@@ -15,6 +15,8 @@ from dagster_shared.record import record
 from dagster_shared.serdes import whitelist_for_serdes
 from dagster_shared.utils.cached_method import cached_method
 
+from dagster_postgres_connection.catalog._records import compile_record_constructors
+
 # Bumped when a snapshot can no longer be read by this version; loading an older one asks for a re-sync.
 # 2: a relation's columns are stored as compact rows (`PostgresColumnsSerializer`).
 # 3: every record is a row, outside serdes (`codec.py`); older formats ask for a re-sync.
@@ -478,3 +480,6 @@ class PostgresCatalogSnapshot:
     def relations_by_key(self) -> Mapping[RelationKey, PostgresRelation]:
         """Relations by `(database, schema, name)`."""
         return {(r.database, r.schema, r.name): r for r in self.relations()}
+
+
+compile_record_constructors(globals())  # see catalog/_records.py

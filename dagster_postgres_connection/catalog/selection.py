@@ -10,6 +10,7 @@ from typing import Literal
 
 from dagster_shared.record import record
 
+from dagster_postgres_connection.catalog._records import compile_record_constructors
 from dagster_postgres_connection.catalog.models import PostgresRelationKind
 from dagster_postgres_connection.config import NameFilter, PostgresFilters
 
@@ -78,3 +79,6 @@ def select_for_profiling(
 ) -> SelectionDecision:
     """`profiling.relations` on `name`, `schema.name` or `database.schema.name`."""
     return _decide("profiling.relations", relations, (name, f"{schema}.{name}", f"{database}.{schema}.{name}"))
+
+
+compile_record_constructors(globals())  # see catalog/_records.py

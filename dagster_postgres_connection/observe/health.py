@@ -25,6 +25,8 @@ from dagster import MetadataValue
 from dagster_shared.record import record
 from dagster_shared.serdes import whitelist_for_serdes
 
+from dagster_postgres_connection.catalog._records import compile_record_constructors
+
 _NAMESPACE = "dagster-postgres-connection"
 
 
@@ -151,3 +153,6 @@ def _time(value: float | None) -> MetadataValue | None:
 
 def _timestamp(value: Any) -> float | None:
     return value.timestamp() if value is not None else None
+
+
+compile_record_constructors(globals())  # see catalog/_records.py

@@ -20,6 +20,7 @@ from dagster_shared.serdes import deserialize_value, serialize_value, whitelist_
 from dagster_shared.serdes.errors import DeserializationError
 from dagster_shared.utils.cached_method import cached_method
 
+from dagster_postgres_connection.catalog._records import compile_record_constructors
 from dagster_postgres_connection.catalog.models import RelationKey
 from dagster_postgres_connection.catalog.state import write_text_atomically
 from dagster_postgres_connection.observe.health import PostgresTableHealth
@@ -97,3 +98,6 @@ def load_statistics(path: Path) -> PostgresSyncStatistics | None:
 
 def write_statistics(statistics: PostgresSyncStatistics, path: Path) -> None:
     write_text_atomically(serialize_value(statistics), path)
+
+
+compile_record_constructors(globals())  # see catalog/_records.py
