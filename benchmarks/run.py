@@ -317,7 +317,9 @@ def markdown(result: dict[str, Any]) -> str:
             ("Dagster alone: same keys and deps, bare specs, same end point", "dagster_floor", "seconds",
              "floor of any load"),
             ("Dagster alone, same content, through a component (no checks, no jobs)", "content_floor", "seconds",
-             f"of which `deserialize_value` {_median(size['content_floor'], 'content_deserialize_seconds'):.2f} s; "
+             f"of which `deserialize_value` {_median(size['content_floor'], 'content_deserialize_seconds'):.2f} s, "
+             f"entry points {_median(size['content_floor'], 'entry_points_seconds'):.2f} s "
+             f"(ours: {_median(size['load_no_checks'], 'entry_points_seconds'):.2f} s); "
              f"snapshot {_median(size['content_floor'], 'serialized_bytes') / 1e6:.1f} MB vs "
              f"{_median(size['load_no_checks'], 'serialized_bytes') / 1e6:.1f} MB without checks"),
         ]  # fmt: skip
