@@ -92,83 +92,75 @@ def _probe_column(snapshot: PostgresCatalogSnapshot, column: str) -> object:
     return next((c for c in relation.columns if c.name == column), None)
 
 
+Shown = Callable[[PostgresCatalogSnapshot], object]
+
+
+def _exists(name: str) -> Shown:
+    return lambda s: _relation(s, name) is not None
+
+
+def _relation_field(name: str, field: str) -> Shown:
+    """`field` of relation public.`name` as the full read shows it (None when the relation is gone)."""
+    return lambda s: getattr(_relation(s, name), field, None)
+
+
+def _probe_names(field: str) -> Shown:
+    """The names of public.fp_probe's `field` (its indexes, constraints, policies...)."""
+    return lambda s: [item.name for item in getattr(_relation(s, "fp_probe"), field, ())]
+
+
+def _probe_column_field(column: str, field: str) -> Shown:
+    """`field` of column `column` of public.fp_probe."""
+    return lambda s: getattr(_probe_column(s, column), field, None)
+
+
 # (DDL, what the full read shows afterwards that it did not before)
-CHANGES: dict[str, tuple[str, Callable[[PostgresCatalogSnapshot], object]]] = {
-    "create_table": ("CREATE TABLE public.fp_new (id integer)", lambda s: _relation(s, "fp_new") is not None),
-    "drop_table": ("DROP TABLE public.fp_spare", lambda s: _relation(s, "fp_spare") is not None),
-    "drop_view": ("DROP VIEW public.fp_view", lambda s: _relation(s, "fp_view") is not None),
-    "rename_table": ("ALTER TABLE public.fp_probe RENAME TO fp_renamed", lambda s: _relation(s, "fp_renamed") is not None),
+CHANGES: dict[str, tuple[str, Shown]] = {
+    "create_table": ("CREATE TABLE public.fp_new (id integer)", _exists("fp_new")),
+    "drop_table": ("DROP TABLE public.fp_spare", _exists("fp_spare")),
+    "drop_view": ("DROP VIEW public.fp_view", _exists("fp_view")),
+    "rename_table": ("ALTER TABLE public.fp_probe RENAME TO fp_renamed", _exists("fp_renamed")),
     "rename_column": ("ALTER TABLE public.fp_probe RENAME COLUMN name TO label", lambda s: _probe_column(s, "label")),
     "add_column": ("ALTER TABLE public.fp_probe ADD COLUMN extra integer", lambda s: _probe_column(s, "extra")),
     "drop_column": ("ALTER TABLE public.fp_probe DROP COLUMN amount", lambda s: _probe_column(s, "amount")),
-    "alter_type": (
-        "ALTER TABLE public.fp_probe ALTER COLUMN amount TYPE numeric(12,2)",
-        lambda s: getattr(_probe_column(s, "amount"), "type", None),
-    ),
-    "comment_on_table": ("COMMENT ON TABLE public.fp_probe IS 'probe'", lambda s: getattr(_relation(s, "fp_probe"), "comment", None)),
-    "comment_on_column": (
-        "COMMENT ON COLUMN public.fp_probe.name IS 'the name'",
-        lambda s: getattr(_probe_column(s, "name"), "comment", None),
-    ),
-    "set_not_null": (
-        "ALTER TABLE public.fp_probe ALTER COLUMN name SET NOT NULL",
-        lambda s: getattr(_probe_column(s, "name"), "nullable", None),
-    ),
-    "set_default": (
-        "ALTER TABLE public.fp_probe ALTER COLUMN name SET DEFAULT 'n/a'",
-        lambda s: getattr(_probe_column(s, "name"), "default", None),
-    ),
+    "alter_type": ("ALTER TABLE public.fp_probe ALTER COLUMN amount TYPE numeric(12,2)", _probe_column_field("amount", "type")),
+    "comment_on_table": ("COMMENT ON TABLE public.fp_probe IS 'probe'", _relation_field("fp_probe", "comment")),
+    "comment_on_column": ("COMMENT ON COLUMN public.fp_probe.name IS 'the name'", _probe_column_field("name", "comment")),
+    "set_not_null": ("ALTER TABLE public.fp_probe ALTER COLUMN name SET NOT NULL", _probe_column_field("name", "nullable")),
+    "set_default": ("ALTER TABLE public.fp_probe ALTER COLUMN name SET DEFAULT 'n/a'", _probe_column_field("name", "default")),
     "unique_key": (
         "ALTER TABLE public.fp_probe ADD CONSTRAINT fp_probe_name_key UNIQUE (name)",
-        lambda s: [u.name for u in getattr(_relation(s, "fp_probe"), "unique_constraints", ())],
+        _probe_names("unique_constraints"),
     ),
     "foreign_key": (
         "ALTER TABLE public.fp_probe ADD FOREIGN KEY (actor_id) REFERENCES public.actor (actor_id)",
-        lambda s: [f.name for f in getattr(_relation(s, "fp_probe"), "foreign_keys", ())],
+        _probe_names("foreign_keys"),
     ),
     "check_constraint": (
         "ALTER TABLE public.fp_probe ADD CONSTRAINT fp_positive CHECK (amount > 0)",
-        lambda s: [c.name for c in getattr(_relation(s, "fp_probe"), "check_constraints", ())],
+        _probe_names("check_constraints"),
     ),
-    "index": (
-        "CREATE INDEX fp_probe_name_idx ON public.fp_probe (name)",
-        lambda s: [i.name for i in getattr(_relation(s, "fp_probe"), "indexes", ())],
-    ),
+    "index": ("CREATE INDEX fp_probe_name_idx ON public.fp_probe (name)", _probe_names("indexes")),
     "view_redefinition": (
         "CREATE OR REPLACE VIEW public.fp_view AS SELECT id, name FROM public.fp_probe WHERE id > 0",
-        lambda s: getattr(_relation(s, "fp_view"), "view_definition", None),
+        _relation_field("fp_view", "view_definition"),
     ),
-    "revoke": (f"REVOKE SELECT ON public.fp_probe FROM {READER_ROLE}", lambda s: _relation(s, "fp_probe") is not None),
-    "revoke_schema_usage": (
-        f"REVOKE USAGE ON SCHEMA public FROM {READER_ROLE}, PUBLIC",
-        lambda s: len(s.relations()),
-    ),
-    "role_membership": (f"GRANT {{group}} TO {READER_ROLE}", lambda s: _relation(s, "fp_secret") is not None),
-    "owner": ("ALTER TABLE public.fp_probe OWNER TO {owner}", lambda s: getattr(_relation(s, "fp_probe"), "owner", None)),
+    "revoke": (f"REVOKE SELECT ON public.fp_probe FROM {READER_ROLE}", _exists("fp_probe")),
+    "revoke_schema_usage": (f"REVOKE USAGE ON SCHEMA public FROM {READER_ROLE}, PUBLIC", lambda s: len(s.relations())),
+    "role_membership": (f"GRANT {{group}} TO {READER_ROLE}", _exists("fp_secret")),
+    "owner": ("ALTER TABLE public.fp_probe OWNER TO {owner}", _relation_field("fp_probe", "owner")),
     "enum_label": (
         "ALTER TYPE public.mpaa_rating ADD VALUE 'X'",
         lambda s: getattr(next(c for c in _relation(s, "film").columns if c.name == "rating"), "enum_labels", None),  # type: ignore[union-attr]
     ),
     # Access (catalog/security.py)
-    "grant_to_another_role": (
-        "GRANT SELECT ON public.fp_probe TO {group}",
-        lambda s: getattr(_relation(s, "fp_probe"), "select_grantees", None),
-    ),
-    "grant_columns": (
-        "GRANT SELECT (name) ON public.fp_probe TO {group}",
-        lambda s: getattr(_relation(s, "fp_probe"), "column_select_grants", None),
-    ),
-    "enable_row_security": (
-        "ALTER TABLE public.fp_probe ENABLE ROW LEVEL SECURITY",
-        lambda s: getattr(_relation(s, "fp_probe"), "row_security", None),
-    ),
-    "create_policy": (
-        "CREATE POLICY fp_own ON public.fp_probe FOR SELECT TO {group} USING (id > 0)",
-        lambda s: [p.name for p in getattr(_relation(s, "fp_probe"), "policies", ())],
-    ),
+    "grant_to_another_role": ("GRANT SELECT ON public.fp_probe TO {group}", _relation_field("fp_probe", "select_grantees")),
+    "grant_columns": ("GRANT SELECT (name) ON public.fp_probe TO {group}", _relation_field("fp_probe", "column_select_grants")),
+    "enable_row_security": ("ALTER TABLE public.fp_probe ENABLE ROW LEVEL SECURITY", _relation_field("fp_probe", "row_security")),
+    "create_policy": ("CREATE POLICY fp_own ON public.fp_probe FOR SELECT TO {group} USING (id > 0)", _probe_names("policies")),
     "analyze_changes_row_estimate": (
         "INSERT INTO public.fp_probe (id) SELECT g FROM generate_series(1, 500) g; ANALYZE public.fp_probe",
-        lambda s: getattr(_relation(s, "fp_probe"), "row_estimate", None),
+        _relation_field("fp_probe", "row_estimate"),
     ),
 }
 
