@@ -2,16 +2,19 @@
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.catalog.reader import read_catalog
+from dagster_postgres_connection.config import PostgresConnectionSettings
 from dagster_postgres_connection.factory import build_postgres_connection_settings
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection_tests.conftest import READER_PASSWORD, READER_ROLE
+from dagster_postgres_connection_tests.utils import count_statements
 
 
 def add_relations(server: EmbeddedPostgres, database: str, start: int, stop: int) -> None:
@@ -39,46 +42,49 @@ def add_relations(server: EmbeddedPostgres, database: str, start: int, stop: int
     server.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA s0, s1, s2 TO {READER_ROLE}", database)
 
 
-@pytest.fixture(name="all_engine_statements")
-def all_engine_statements_fixture() -> Iterator[list[str]]:
-    """Every statement any SQLAlchemy engine sends, counted independently of the reader's own counter."""
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(Engine, "before_cursor_execute", record)
-
-
-def test_statement_count_is_the_same_for_10_and_300_tables(
-    pagila_server: EmbeddedPostgres, all_engine_statements: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database = f"scale_{secrets.token_hex(3)}"
-    pagila_server.create_database(database)
+@contextmanager
+def reader_database(
+    server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, name: str, *schemas: str
+) -> Iterator[tuple[str, PostgresConnectionSettings]]:
+    """A new empty database with `schemas` the read-only role may use, and the settings that read
+    it as that role; dropped after."""
+    database = f"{name}_{secrets.token_hex(3)}"
+    server.create_database(database)
     try:
-        pagila_server.execute(
-            f"CREATE SCHEMA s0; CREATE SCHEMA s1; CREATE SCHEMA s2;"
-            f"GRANT CONNECT ON DATABASE {database} TO {READER_ROLE};"
-            f"GRANT USAGE ON SCHEMA s0, s1, s2 TO {READER_ROLE};"
-            f"CREATE TABLE s0.t0 (id bigint PRIMARY KEY);",
+        server.execute(
+            "".join(f"CREATE SCHEMA {schema};" for schema in schemas)
+            + f"GRANT CONNECT ON DATABASE {database} TO {READER_ROLE};"
+            f"GRANT USAGE ON SCHEMA {', '.join(schemas)} TO {READER_ROLE};",
             database,
         )
         monkeypatch.setenv("DPC_COUNT_PW", READER_PASSWORD)
-        settings = build_postgres_connection_settings(
-            name="scale", host=pagila_server.host, port=pagila_server.port, username=READER_ROLE,
+        yield database, build_postgres_connection_settings(
+            name=name, host=server.host, port=server.port, username=READER_ROLE,
             password=dg.EnvVar("DPC_COUNT_PW"), databases=[database],
         )
+    finally:
+        server.drop_database(database)
+
+
+def read_counting_statements(settings: PostgresConnectionSettings) -> tuple[PostgresCatalogSnapshot, int]:
+    """The catalog, and every statement any SQLAlchemy engine sent for it, counted independently of
+    the reader's own counter."""
+    with count_statements(Engine) as counter:
+        snapshot = read_catalog(settings)
+    return snapshot, counter.count
+
+
+def test_statement_count_is_the_same_for_10_and_300_tables(
+    pagila_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with reader_database(pagila_server, monkeypatch, "scale", "s0", "s1", "s2") as (database, settings):
+        pagila_server.execute("CREATE TABLE s0.t0 (id bigint PRIMARY KEY);", database)
 
         add_relations(pagila_server, database, 1, 10)
-        small = read_catalog(settings)
-        small_statements = len(all_engine_statements)
-        all_engine_statements.clear()
+        small, small_statements = read_counting_statements(settings)
 
         add_relations(pagila_server, database, 10, 300)
-        large = read_catalog(settings)
-        large_statements = len(all_engine_statements)
+        large, large_statements = read_counting_statements(settings)
 
         assert len(small.relations()) == 10  # t0..t9
         assert len(large.relations()) == 300 + 2 * 29  # t0..t299, plus a view and a matview per tenth table
@@ -91,8 +97,6 @@ def test_statement_count_is_the_same_for_10_and_300_tables(
         assert sum(len(r.policies) for r in large.relations()) == 2 * 29  # t10..t290
         assert sum(1 for r in large.relations() if "PUBLIC" in r.select_grantees) == 29
         assert sum(1 for r in large.relations() for i in r.indexes if i.predicate and i.include_columns) == 29
-    finally:
-        pagila_server.drop_database(database)
 
 
 def add_routines(server: EmbeddedPostgres, database: str, start: int, stop: int) -> None:
@@ -113,30 +117,14 @@ def add_routines(server: EmbeddedPostgres, database: str, start: int, stop: int)
 
 
 def test_statement_count_is_the_same_for_few_and_many_routines(
-    pagila_server: EmbeddedPostgres, all_engine_statements: list[str], monkeypatch: pytest.MonkeyPatch
+    pagila_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = f"routines_{secrets.token_hex(3)}"
-    pagila_server.create_database(database)
-    try:
-        pagila_server.execute(
-            f"CREATE SCHEMA s0; GRANT CONNECT ON DATABASE {database} TO {READER_ROLE};"
-            f"GRANT USAGE ON SCHEMA s0 TO {READER_ROLE};",
-            database,
-        )
-        monkeypatch.setenv("DPC_COUNT_PW", READER_PASSWORD)
-        settings = build_postgres_connection_settings(
-            name="routines", host=pagila_server.host, port=pagila_server.port, username=READER_ROLE,
-            password=dg.EnvVar("DPC_COUNT_PW"), databases=[database],
-        )
-
+    with reader_database(pagila_server, monkeypatch, "routines", "s0") as (database, settings):
         add_routines(pagila_server, database, 0, 2)
-        few = read_catalog(settings)
-        few_statements = len(all_engine_statements)
-        all_engine_statements.clear()
+        few, few_statements = read_counting_statements(settings)
 
         add_routines(pagila_server, database, 2, 120)
-        many = read_catalog(settings)
-        many_statements = len(all_engine_statements)
+        many, many_statements = read_counting_statements(settings)
 
         assert len(few.databases[0].routines) == 6
         assert len(many.databases[0].routines) == 360
@@ -144,5 +132,3 @@ def test_statement_count_is_the_same_for_few_and_many_routines(
         # every table written by its procedure and its trigger function, read by its count function
         written = [r for r in many.relations() if r.name.startswith("dst")]
         assert len(written) == 120 and all(len(r.written_by) == 2 and len(r.read_by) == 1 for r in written)
-    finally:
-        pagila_server.drop_database(database)
