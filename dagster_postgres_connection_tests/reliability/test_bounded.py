@@ -86,51 +86,38 @@ def two_databases_fixture(fresh_database: Callable[..., PgTarget]) -> tuple[PgTa
     return fresh_database(), fresh_database()
 
 
-def _sync_with_blocked_catalog(
-    server: EmbeddedPostgres,
-    databases: tuple[PgTarget, PgTarget],
+@pytest.mark.parametrize(
+    "timeouts, ended_by, setting",
+    [
+        ({"lock_timeout_seconds": 1, "statement_timeout_seconds": 30}, "lock timeout", "lock_timeout_seconds=1"),
+        # a slow catalog query: the lock may be waited on for longer than the statement may run
+        ({"lock_timeout_seconds": 60, "statement_timeout_seconds": 1}, "statement timeout", "statement_timeout_seconds=1"),
+    ],
+    ids=["lock_timeout", "statement_timeout"],
+)
+def test_a_timeout_ends_a_blocked_catalog_read_and_the_rest_syncs(
+    pagila_server: EmbeddedPostgres,
+    two_databases: tuple[PgTarget, PgTarget],
     make_settings: SettingsFactory,
     caplog: pytest.LogCaptureFixture,
-    **timeouts: int,
-) -> tuple[str, float, list[str]]:
+    timeouts: dict[str, int],
+    ended_by: str,
+    setting: str,
+) -> None:
     """Locks `pg_description` (read by every comment lookup) in the first database only."""
-    blocked, healthy = databases
+    blocked, healthy = two_databases
     settings = make_settings(blocked, databases=[blocked.database, healthy.database], **timeouts)
-    with holding_lock(server, blocked.database, "LOCK TABLE pg_catalog.pg_description IN ACCESS EXCLUSIVE MODE"):
+    with holding_lock(pagila_server, blocked.database, "LOCK TABLE pg_catalog.pg_description IN ACCESS EXCLUSIVE MODE"):
         started = time.monotonic()
         with caplog.at_level(logging.WARNING):
             snapshot = read_catalog(settings)
         elapsed = time.monotonic() - started
-        assert not _blocked(server)
+        assert not _blocked(pagila_server)
     assert [d.name for d in snapshot.databases] == [healthy.database]
     assert len(snapshot.databases[0].relations) > 20
     assert [s.label for s in snapshot.skipped] == [blocked.database]
+    assert elapsed < 4, elapsed
+    reason = snapshot.skipped[0].reason
+    assert ended_by in reason and setting in reason, reason
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    return snapshot.skipped[0].reason, elapsed, warnings
-
-
-def test_lock_timeout_ends_a_blocked_catalog_read_and_the_rest_syncs(
-    pagila_server: EmbeddedPostgres,
-    two_databases: tuple[PgTarget, PgTarget],
-    make_settings: SettingsFactory,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    reason, elapsed, warnings = _sync_with_blocked_catalog(
-        pagila_server, two_databases, make_settings, caplog, lock_timeout_seconds=1, statement_timeout_seconds=30
-    )
-    assert elapsed < 4, elapsed
-    assert "lock timeout" in reason and "lock_timeout_seconds=1" in reason, reason
-    assert any(two_databases[0].database in w and "lock timeout" in w for w in warnings), warnings
-
-
-def test_statement_timeout_ends_a_slow_catalog_query_and_the_rest_syncs(
-    pagila_server: EmbeddedPostgres,
-    two_databases: tuple[PgTarget, PgTarget],
-    make_settings: SettingsFactory,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    reason, elapsed, _ = _sync_with_blocked_catalog(
-        pagila_server, two_databases, make_settings, caplog, lock_timeout_seconds=60, statement_timeout_seconds=1
-    )
-    assert elapsed < 4, elapsed
-    assert "statement timeout" in reason and "statement_timeout_seconds=1" in reason, reason
+    assert any(blocked.database in w and ended_by in w for w in warnings), warnings
