@@ -47,38 +47,32 @@ def test_verify_ca_with_the_right_root_certificate_syncs(
     assert [r.qualified_name for r in snapshot.relations()] == ["tls_db.public.orders"]
 
 
-def test_verify_full_fails_clearly_when_the_certificate_names_another_host(
-    debian_postgres: DebianPostgres, make_settings: SettingsFactory
+@pytest.mark.parametrize(
+    "sslmode, root_cert, expected",
+    [
+        ("verify-full", "root_cert", ["dpc-tls-test-server", "127.0.0.1", "`host`", "`sslmode: verify-ca`"]),
+        ("verify-ca", "wrong_root_cert", ["certificate verify failed", "`sslrootcert`"]),
+        ("verify-full", None, ["root certificate file", "Set `sslrootcert`"]),
+    ],
+    ids=[
+        "verify-full_certificate_names_another_host",
+        "verify-ca_wrong_root_certificate",
+        "verify-full_without_a_root_certificate",
+    ],
+)
+def test_verifying_modes_fail_clearly_and_say_what_to_change(
+    debian_postgres: DebianPostgres,
+    make_settings: SettingsFactory,
+    sslmode: str,
+    root_cert: str | None,
+    expected: list[str],
 ) -> None:
-    settings = make_settings(
-        debian_postgres.target, sslmode="verify-full", sslrootcert=str(debian_postgres.root_cert)
-    )
+    """`root_cert` names the DebianPostgres field of the `sslrootcert` file, if any."""
+    options = {"sslrootcert": str(getattr(debian_postgres, root_cert))} if root_cert else {}
+    settings = make_settings(debian_postgres.target, sslmode=sslmode, **options)
     with pytest.raises(PostgresUnreachableError) as raised:
         read_catalog(settings)
     message = str(raised.value)
-    assert "dpc-tls-test-server" in message and "127.0.0.1" in message
-    assert "`host`" in message and "`sslmode: verify-ca`" in message
+    for part in expected:
+        assert part in message, message
     assert debian_postgres.target.password not in message
-
-
-def test_verify_ca_with_the_wrong_root_certificate_fails_clearly(
-    debian_postgres: DebianPostgres, make_settings: SettingsFactory
-) -> None:
-    settings = make_settings(
-        debian_postgres.target, sslmode="verify-ca", sslrootcert=str(debian_postgres.wrong_root_cert)
-    )
-    with pytest.raises(PostgresUnreachableError) as raised:
-        read_catalog(settings)
-    message = str(raised.value)
-    assert "certificate verify failed" in message
-    assert "`sslrootcert`" in message
-
-
-def test_verify_full_without_a_root_certificate_says_which_file_is_missing(
-    debian_postgres: DebianPostgres, make_settings: SettingsFactory
-) -> None:
-    settings = make_settings(debian_postgres.target, sslmode="verify-full")
-    with pytest.raises(PostgresUnreachableError) as raised:
-        read_catalog(settings)
-    message = str(raised.value)
-    assert "root certificate file" in message and "Set `sslrootcert`" in message
