@@ -49,6 +49,71 @@ def _debian_bin_dir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+@dataclass(frozen=True)
+class DebianClusters:
+    """Debian's PostgreSQL programs, run in ``workdir`` as the ``postgres`` system user when we are
+    root (initdb refuses root); the clusters' data directories live in ``workdir``."""
+
+    bin_dir: Path
+    workdir: Path
+    as_root: bool
+
+    @property
+    def version(self) -> int:
+        return int(self.bin_dir.parent.name)
+
+    def run(self, program: str, *args: str) -> None:
+        command = [str(self.bin_dir / program), *args]
+        run_as = ["runuser", "-u", "postgres", "--"] if self.as_root else []
+        result = subprocess.run([*run_as, *command], capture_output=True, text=True, check=False, cwd=self.workdir)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+
+    def initdb(self, pgdata: Path, port: int, **settings: str) -> None:
+        """A cluster on 127.0.0.1:`port`, its socket in `workdir`, without fsync, plus `settings`;
+        the superuser may connect over TCP without a password (the fixtures only), every other
+        role needs one."""
+        self.run("initdb", f"--pgdata={pgdata}", "--username=postgres", "--auth-local=trust",
+                 "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
+        self.configure(pgdata, port, **settings)
+        hba = pgdata / "pg_hba.conf"
+        hba.write_text(f"host all postgres {LOCALHOST}/32 trust\n" + hba.read_text())
+
+    def configure(self, pgdata: Path, port: int, **settings: str) -> None:
+        conf = {
+            "port": str(port), "listen_addresses": f"'{LOCALHOST}'", "unix_socket_directories": f"'{self.workdir}'",
+            "fsync": "off", **settings,
+        }  # fmt: skip
+        with (pgdata / "postgresql.conf").open("a") as handle:
+            handle.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
+
+    def start(self, pgdata: Path, log: Path) -> None:
+        self.run("pg_ctl", f"--pgdata={pgdata}", f"--log={log}", "--wait", "start")
+
+    def stop(self, pgdata: Path) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.run("pg_ctl", f"--pgdata={pgdata}", "--mode=fast", "--wait", "stop")
+
+
+def debian_clusters(prefix: str) -> DebianClusters:
+    """Debian's programs and a new work directory (removed by the caller).
+
+    Skips only when the server is not installed and we are not root; as root (CI) a missing
+    server is an error, since scripts/test.sh installs it.
+    """
+    bin_dir = _debian_bin_dir()
+    as_root = os.geteuid() == 0
+    if bin_dir is None:
+        if as_root:
+            pytest.fail(DEBIAN_INSTALL_HINT)
+        pytest.skip(DEBIAN_INSTALL_HINT)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(workdir, 0o755)
+    if as_root:
+        shutil.chown(workdir, "postgres", "postgres")
+    return DebianClusters(bin_dir=bin_dir, workdir=workdir, as_root=as_root)
+
+
 def _self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
     key, cert = directory / f"{name}.key", directory / f"{name}.crt"
     subprocess.run(
@@ -61,53 +126,27 @@ def _self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
 
 @pytest.fixture(name="debian_postgres", scope="session")
 def debian_postgres_fixture() -> Iterator[DebianPostgres]:
-    """Debian's PostgreSQL, started on a free port as the ``postgres`` system user (when root).
-
-    Skipped only when the server is not installed and we are not root; as root (CI) a missing
-    server is an error, since scripts/test.sh installs it.
-    """
-    bin_dir = _debian_bin_dir()
-    as_root = os.geteuid() == 0
-    if bin_dir is None:
-        if as_root:
-            pytest.fail(DEBIAN_INSTALL_HINT)
-        pytest.skip(DEBIAN_INSTALL_HINT)
-    if shutil.which("openssl") is None:
-        pytest.fail("`openssl` is needed to make the test certificate: `apt-get install -y openssl`.")
-    workdir = Path(tempfile.mkdtemp(prefix="dpc-debian-pg-"))
-    os.chmod(workdir, 0o755)
+    """Debian's PostgreSQL, started on a free port as the ``postgres`` system user (when root)."""
+    clusters = debian_clusters("dpc-debian-pg-")
+    workdir = clusters.workdir
     pgdata = workdir / "pgdata"
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-
-    def run(*args: str) -> None:
-        result = subprocess.run([*run_as, *args], capture_output=True, text=True, check=False, cwd=workdir)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-
-    key, cert = _self_signed_certificate(workdir, "server")
-    _, wrong_cert = _self_signed_certificate(workdir, "other")
-    if as_root:
-        for path in (workdir, key, cert):
-            shutil.chown(path, "postgres", "postgres")
-    key.chmod(0o600)
-    port = find_free_port()
-    run(str(bin_dir / "initdb"), f"--pgdata={pgdata}", "--username=postgres", "--auth-local=trust",
-        "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
-    conf = {
-        "port": str(port), "listen_addresses": f"'{LOCALHOST}'", "unix_socket_directories": f"'{workdir}'",
-        "ssl": "on", "ssl_cert_file": f"'{cert}'", "ssl_key_file": f"'{key}'", "fsync": "off",
-        "log_connections": "on",
-        # for the query history tests (catalog/test_query_history.py); inert until CREATE EXTENSION
-        "shared_preload_libraries": "'pg_stat_statements'",
-    }
-    with (pgdata / "postgresql.conf").open("a") as handle:
-        handle.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
-    # Superuser over TCP without a password, for the fixture only; every other role needs one.
-    hba = pgdata / "pg_hba.conf"
-    hba.write_text(f"host all postgres {LOCALHOST}/32 trust\n" + hba.read_text())
-    log_path = workdir / "postgres.log"
-    run(str(bin_dir / "pg_ctl"), f"--pgdata={pgdata}", f"--log={log_path}", "--wait", "start")
     try:
+        if shutil.which("openssl") is None:
+            pytest.fail("`openssl` is needed to make the test certificate: `apt-get install -y openssl`.")
+        key, cert = _self_signed_certificate(workdir, "server")
+        _, wrong_cert = _self_signed_certificate(workdir, "other")
+        if clusters.as_root:
+            for path in (key, cert):
+                shutil.chown(path, "postgres", "postgres")
+        key.chmod(0o600)
+        port = find_free_port()
+        clusters.initdb(
+            pgdata, port, ssl="on", ssl_cert_file=f"'{cert}'", ssl_key_file=f"'{key}'", log_connections="on",
+            # for the query history tests (catalog/test_query_history.py); inert until CREATE EXTENSION
+            shared_preload_libraries="'pg_stat_statements'",
+        )
+        log_path = workdir / "postgres.log"
+        clusters.start(pgdata, log_path)
         password = "tls-Reader-pw!"
         with contextlib.closing(
             psycopg2.connect(host=LOCALHOST, port=port, user="postgres", dbname="postgres", sslmode="disable")
@@ -124,7 +163,7 @@ def debian_postgres_fixture() -> Iterator[DebianPostgres]:
                 cur.execute("CREATE TABLE public.orders (id int PRIMARY KEY, total numeric)")
                 cur.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO tls_reader")
         target = PgTarget(
-            version=int(bin_dir.parent.name), host=LOCALHOST, port=port, socket_dir=workdir,
+            version=clusters.version, host=LOCALHOST, port=port, socket_dir=workdir,
             database="tls_db", user="tls_reader", password=password,
             superuser_url=URL.create(
                 "postgresql+psycopg2", username="postgres", host=LOCALHOST, port=port, database="tls_db"
@@ -135,7 +174,5 @@ def debian_postgres_fixture() -> Iterator[DebianPostgres]:
             log_path=log_path,
         )
     finally:
-        with contextlib.suppress(RuntimeError):
-            run(str(bin_dir / "pg_ctl"), f"--pgdata={pgdata}", "--mode=fast", "--wait", "stop")
+        clusters.stop(pgdata)  # a cluster that never started: pg_ctl's error is suppressed
         shutil.rmtree(workdir, ignore_errors=True)
-

@@ -8,10 +8,7 @@ like ``debian_postgres.py``.
 """
 
 import contextlib
-import os
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from dagster_postgres_connection.testing import LOCALHOST, find_free_port
-from dagster_postgres_connection_tests.debian_postgres import DEBIAN_INSTALL_HINT, _debian_bin_dir
+from dagster_postgres_connection_tests.debian_postgres import debian_clusters
 from dagster_postgres_connection_tests.utils import PgTarget
 
 DATABASE = "replicated_db"
@@ -64,44 +61,16 @@ class PrimaryAndStandby:
 
 @pytest.fixture(name="primary_and_standby", scope="module")
 def primary_and_standby_fixture() -> Iterator[PrimaryAndStandby]:
-    bin_dir = _debian_bin_dir()
-    as_root = os.geteuid() == 0
-    if bin_dir is None:
-        if as_root:
-            pytest.fail(DEBIAN_INSTALL_HINT)
-        pytest.skip(DEBIAN_INSTALL_HINT)
-    workdir = Path(tempfile.mkdtemp(prefix="dpc-standby-"))
-    os.chmod(workdir, 0o755)
-    if as_root:
-        shutil.chown(workdir, "postgres", "postgres")
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    primary, standby = workdir / "primary", workdir / "standby"
+    clusters = debian_clusters("dpc-standby-")
+    primary, standby = clusters.workdir / "primary", clusters.workdir / "standby"
     primary_port, standby_port = find_free_port(), find_free_port()
-
-    def run(*args: str) -> None:
-        result = subprocess.run([*run_as, *args], capture_output=True, text=True, check=False, cwd=workdir)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-
-    def configure(pgdata: Path, port: int) -> None:
-        settings = {
-            "port": str(port), "listen_addresses": f"'{LOCALHOST}'", "unix_socket_directories": f"'{workdir}'",
-            "fsync": "off",
-        }
-        with (pgdata / "postgresql.conf").open("a") as handle:
-            handle.write("".join(f"{k} = {v}\n" for k, v in settings.items()))
-
     started: list[Path] = []
     try:
-        run(str(bin_dir / "initdb"), f"--pgdata={primary}", "--username=postgres", "--auth-local=trust",
-            "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
-        configure(primary, primary_port)
+        clusters.initdb(primary, primary_port)
+        # Replication too, for the superuser over TCP without a password (fixture only).
         hba = primary / "pg_hba.conf"
-        # The superuser over TCP without a password (fixture only), replication included.
-        hba.write_text(
-            f"host all postgres {LOCALHOST}/32 trust\nhost replication postgres {LOCALHOST}/32 trust\n" + hba.read_text()
-        )
-        run(str(bin_dir / "pg_ctl"), f"--pgdata={primary}", f"--log={workdir / 'primary.log'}", "--wait", "start")
+        hba.write_text(f"host replication postgres {LOCALHOST}/32 trust\n" + hba.read_text())
+        clusters.start(primary, clusters.workdir / "primary.log")
         started.append(primary)
         with contextlib.closing(psycopg2.connect(host=LOCALHOST, port=primary_port, user="postgres", dbname="postgres")) as conn:
             conn.autocommit = True
@@ -116,20 +85,19 @@ def primary_and_standby_fixture() -> Iterator[PrimaryAndStandby]:
                 cur.execute("CREATE VIEW public.order_totals AS SELECT sum(total) AS total FROM public.orders")
                 cur.execute("INSERT INTO public.orders (total) SELECT i FROM generate_series(1, 10) i")
                 cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER}")
-        run(str(bin_dir / "pg_basebackup"), "-h", LOCALHOST, "-p", str(primary_port), "-U", "postgres",
-            "-D", str(standby), "-R", "-X", "stream", "--no-sync")  # fmt: skip
+        clusters.run("pg_basebackup", "-h", LOCALHOST, "-p", str(primary_port), "-U", "postgres",
+                     "-D", str(standby), "-R", "-X", "stream", "--no-sync")  # fmt: skip
         (standby / "postmaster.pid").unlink(missing_ok=True)
-        configure(standby, standby_port)
-        run(str(bin_dir / "pg_ctl"), f"--pgdata={standby}", f"--log={workdir / 'standby.log'}", "--wait", "start")
+        clusters.configure(standby, standby_port)
+        clusters.start(standby, clusters.workdir / "standby.log")
         started.append(standby)
         target = PgTarget(
-            version=int(bin_dir.parent.name), host=LOCALHOST, port=standby_port, socket_dir=workdir,
+            version=clusters.version, host=LOCALHOST, port=standby_port, socket_dir=clusters.workdir,
             database=DATABASE, user=READER, password=READER_PASSWORD,
             superuser_url=URL.create("postgresql+psycopg2", username="postgres", host=LOCALHOST, port=standby_port, database=DATABASE),
         )  # fmt: skip
         yield PrimaryAndStandby(primary_port=primary_port, standby=target)
     finally:
         for pgdata in reversed(started):
-            with contextlib.suppress(RuntimeError):
-                run(str(bin_dir / "pg_ctl"), f"--pgdata={pgdata}", "--mode=fast", "--wait", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
+            clusters.stop(pgdata)
+        shutil.rmtree(clusters.workdir, ignore_errors=True)
