@@ -147,35 +147,38 @@ def test_executed_statements_give_lineage_and_usage(
     assert not [key for key in specs_off["raw_orders"].metadata if "query" in key]
 
 
-def read_without_history(
-    target: PgTarget, make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
-) -> str:
-    """Reads `target` with `query_history` on where the history cannot be read: the read is the one
-    without the setting, nothing of the history is shown, and one warning says why (returned)."""
+@pytest.mark.parametrize(
+    "missing, advice",
+    [
+        ({"read_all_stats": False}, ["`GRANT pg_read_all_stats TO {user}`"]),
+        (
+            {"extension": False},
+            [
+                "pg_stat_statements is not installed in database `{database}`",
+                "CREATE EXTENSION pg_stat_statements",
+                "shared_preload_libraries",
+            ],
+        ),
+    ],
+    ids=["without_the_privilege", "without_the_extension"],
+)
+def test_history_that_cannot_be_read_warns_once_says_how_to_fix_it_and_changes_nothing(
+    history_db: Callable[..., PgTarget],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+    missing: dict[str, bool],
+    advice: list[str],
+) -> None:
+    """`missing` is what `history_db` leaves out; `advice` what the warning says (`{user}`, `{database}`: the target's)."""
+    target = history_db(**missing)
     without = read_catalog(make_settings(target))
     with caplog.at_level(logging.WARNING):
         snapshot = read_catalog(make_settings(target, query_history=True))
     (warning,) = [r.getMessage() for r in caplog.records if "query_history" in r.getMessage()]
+    for part in advice:
+        assert part.format(user=target.user, database=target.database) in warning, warning
     assert by_name(snapshot) == by_name(without)
     assert all(r.query_usage is None and not r.written_by_queries for r in snapshot.relations())
-    return warning
-
-
-def test_without_the_privilege_one_warning_and_nothing_else_changes(
-    history_db: Callable[..., PgTarget], make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    target = history_db(read_all_stats=False)
-    warning = read_without_history(target, make_settings, caplog)
-    assert f"`GRANT pg_read_all_stats TO {target.user}`" in warning
-
-
-def test_without_the_extension_one_warning_says_how_to_install_it(
-    history_db: Callable[..., PgTarget], make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    target = history_db(extension=False)
-    warning = read_without_history(target, make_settings, caplog)
-    assert f"pg_stat_statements is not installed in database `{target.database}`" in warning
-    assert "CREATE EXTENSION pg_stat_statements" in warning and "shared_preload_libraries" in warning
 
 
 def test_query_history_costs_the_same_statements_whatever_the_catalog_and_history_size(
