@@ -56,7 +56,9 @@ def content_record(spec: dg.AssetSpec) -> dict[str, Any]:
         "kinds": sorted(spec.kinds),
         "tags": {k: v for k, v in spec.tags.items() if not k.startswith(_KIND_TAG_PREFIX)},
         "owners": list(spec.owners),
-        "metadata": {k: v for k, v in spec.metadata.items() if k not in COMPONENT_METADATA_KEYS},
+        # Pairs, not a dict: serdes writes a dict's keys sorted, and the order of the metadata is
+        # the order the UI shows it in (and part of the served snapshot).
+        "metadata": [[k, v] for k, v in spec.metadata.items() if k not in COMPONENT_METADATA_KEYS],
     }
 
 
@@ -75,7 +77,7 @@ def spec_of(record: Mapping[str, Any]) -> dg.AssetSpec:
         kinds=set(record["kinds"]),
         tags=record["tags"] or None,
         owners=record["owners"],
-        metadata=record["metadata"],
+        metadata=dict(record["metadata"]),
     )
 
 

@@ -60,7 +60,7 @@ PASSWORD_ENV_VAR = "DPC_BENCH_PASSWORD"  # the embedded server trusts local logi
 OUR_COMPONENT_MODULE = "dagster_postgres_connection.components.connection_component.component"
 # How far the content floor's served snapshot may differ in size from our `schema_checks: false`
 # load's (what differs, 0.1 % at 10k: the component's class name in each spec's
-# `dagster/component_origin`, and our sync job, schedule and sensor).
+# `dagster/component_origin`, and our sync job).
 SAME_CONTENT_TOLERANCE = 0.03
 
 # Every catalog statement a sync sends per database, by its name in queries.py (a sync also
