@@ -90,6 +90,12 @@ def create_catalog_engine(
             # hash of a catalog read in memory to beyond 100k tables; these statements are the
             # session's only work, one session per database read.
             f"-c work_mem={_WORK_MEM}",
+            # No parallel workers: from ~50k tables the planner parallelizes the key statements,
+            # whose per-row work (column-name probes, deparsing) stays in the leader anyway, and
+            # building their shared hash of pg_class kept each of 3 processes busy 112 ms
+            # (serially, of the tables alone: 42 ms). A catalog read should not take a busy
+            # server's workers either (benchmarks/README.md, "Catalog statements from 10k to 50k").
+            "-c max_parallel_workers_per_gather=0",
         )
     )
     engine = create_engine(

@@ -84,14 +84,10 @@ LIST_RELATIONS = text(
         c.relname AS name,
         c.relkind AS relkind,
         pg_get_userbyid(c.relowner) AS owner,
-        obj_description(c.oid, 'pg_class') AS comment,
+        ds.description AS comment,
         CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS row_estimate,
         CASE WHEN c.relkind IN ('v', 'p') OR c.relpages < 0 OR (c.reltuples < 0 AND c.relpages = 0) THEN NULL ELSE
-            (c.relpages::bigint
-             + COALESCE((SELECT t.relpages FROM pg_class t WHERE t.oid = c.reltoastrelid), 0)
-             + COALESCE((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-                         WHERE x.indrelid = c.oid), 0)
-            ) * current_setting('block_size')::bigint
+            (c.relpages::bigint + COALESCE(t.relpages, 0) + COALESCE(ix.pages, 0)) * current_setting('block_size')::bigint
         END AS size_bytes,
         has_schema_privilege(n.oid, 'USAGE') AS has_usage,
         has_table_privilege(c.oid, 'SELECT') AS has_select,
@@ -102,6 +98,17 @@ LIST_RELATIONS = text(
         CASE WHEN c.relkind = 'p' AND NOT lk.is_locked THEN pg_get_partkeydef(c.oid) END AS partition_key
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
+    -- obj_description(c.oid, 'pg_class') per row is a SQL function call and an index probe each
+    -- (a deeper index at 50k tables); joined, the comments are hashed once (as LIST_COLUMNS does)
+    LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
+    -- the TOAST table's and the indexes' pages, joined rather than looked up per relation (an
+    -- index probe of pg_class each, one level deeper at 50k tables)
+    LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+    LEFT JOIN (
+        SELECT x.indrelid, sum(i.relpages) AS pages
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        GROUP BY x.indrelid
+    ) ix ON ix.indrelid = c.oid
     CROSS JOIN LATERAL (
         SELECT c.oid IN (SELECT oid FROM locked) OR (c.relkind IN {_VIEWS} AND EXISTS (
             SELECT 1 FROM pg_rewrite r
@@ -321,8 +328,10 @@ LIST_FOREIGN_KEYS = text(
         {_column_names("k.confkey", "k.confrelid")} AS referred_columns
     FROM pg_constraint k
     JOIN pg_namespace n ON n.oid = k.connamespace  -- a table's constraints live in its schema
-    JOIN pg_class c ON c.oid = k.conrelid
-    JOIN pg_class rc ON rc.oid = k.confrelid
+    -- (the kinds only make the hashes smaller: tables are ~1/5 of pg_class, beside their TOAST
+    -- tables, indexes and sequences)
+    JOIN pg_class c ON c.oid = k.conrelid AND c.relkind IN {_TABLES}
+    JOIN pg_class rc ON rc.oid = k.confrelid AND rc.relkind IN {_TABLES}
     JOIN pg_namespace rn ON rn.oid = rc.relnamespace
     WHERE k.contype = 'f' AND n.nspname = ANY(:schemas)
     -- no ORDER BY: the reader orders each table's constraints by name (see LIST_INDEXES)
@@ -341,7 +350,7 @@ LIST_KEYS = text(
         {_column_names("k.conkey", "k.conrelid")} AS columns
     FROM pg_constraint k
     JOIN pg_namespace n ON n.oid = k.connamespace  -- a table's constraints live in its schema
-    JOIN pg_class c ON c.oid = k.conrelid
+    JOIN pg_class c ON c.oid = k.conrelid AND c.relkind IN {_TABLES}  -- (see LIST_FOREIGN_KEYS)
     WHERE k.contype IN ('p', 'u') AND n.nspname = ANY(:schemas)
     -- no ORDER BY: the reader orders each table's constraints by name (see LIST_INDEXES)
     """
@@ -360,7 +369,7 @@ LIST_CHECK_AND_EXCLUSION_CONSTRAINTS = text(
         pg_get_constraintdef(k.oid, true) AS definition
     FROM pg_constraint k
     JOIN pg_namespace n ON n.oid = k.connamespace  -- a table's constraints live in its schema
-    JOIN pg_class c ON c.oid = k.conrelid
+    JOIN pg_class c ON c.oid = k.conrelid AND c.relkind IN {_TABLES}  -- (see LIST_FOREIGN_KEYS)
     WHERE k.contype IN ('c', 'x') AND n.nspname = ANY(:schemas)
       AND c.oid NOT IN (SELECT oid FROM locked)
     -- no ORDER BY: the reader orders each table's constraints by name (see LIST_INDEXES)
