@@ -5,15 +5,19 @@ The statements are not listed here: `read_catalog` runs once per size with a
 `before_cursor_execute` listener, and every statement it sends (SQL and parameters exactly as the
 driver got them) is what gets measured, so the list cannot drift from the code. Each is then run
 as `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` in the reader's own session and transaction
-(`create_catalog_engine` + `catalog_transaction`: read-only, REPEATABLE READ, its `work_mem`),
-`--rounds` times per size, all statements in the reader's order within one transaction per
-round. Timing rounds use `TIMING OFF` (no clock call per row and node, so nested loops are not
-overcharged); one more round with timing keeps each plan in the JSON.
+(`create_catalog_engine` + `catalog_transaction`: read-only, REPEATABLE READ, its `work_mem`,
+a new connection per round as each sync opens one), all statements in the reader's order within
+one transaction per round. `--rounds` rounds alternate between the two sizes (the machine is
+shared: both see the same load), each after a warm-up round of its own size (its catalog in the
+buffers as far as they hold it, as for repeated syncs). Timing rounds use `TIMING OFF` (no clock
+call per row and node, so nested loops are not overcharged); one more round with timing keeps
+each plan in the JSON.
 
-Per statement and size: server time (the minimum over the rounds, and the median), rows,
-shared buffers hit/read, temp blocks read/written (a spill), and from 10k to 50k the ratio of
-server times beside the ratio of rows of the largest catalog the plan scans. "Linear" means the
-time ratio is at most that catalog ratio.
+Per statement and size: server time (`Execution Time`, minimum and median over the rounds),
+server CPU (every process of the server: the backend, PG 18's I/O workers, parallel workers;
+steadier than wall time on a shared machine), rows, shared buffers hit/read, temp blocks written
+(a spill), and from the small to the large size the ratios beside the ratio of rows of the
+largest catalog the plan reads. "Linear" means the CPU ratio is at most that catalog ratio.
 
 Usage::
 
@@ -168,6 +172,7 @@ def explain_round(url: sa.URL, statements: list[dict[str, Any]], *, timing: bool
 
     settings = _settings(url)
     engine, _ = create_catalog_engine(settings, str(url.database))
+    time.sleep(0.3)  # the previous round's backend is exiting: its last CPU is not ours
     out = {}
     try:
         with catalog_transaction(engine, settings, str(url.database)) as conn:
@@ -184,8 +189,9 @@ def explain_round(url: sa.URL, statements: list[dict[str, Any]], *, timing: bool
                 node = top["Plan"]
                 out[statement["name"]] = {
                     "execution_ms": top["Execution Time"],
+                    # (never below 0: a process reaped meanwhile is counted in whole clock ticks)
                     "server_cpu_ms": None if cpu_before is None or cpu_after is None
-                    else round((cpu_after - cpu_before) / 1e6, 1),
+                    else max(0.0, round((cpu_after - cpu_before) / 1e6, 1)),
                     "planning_ms": top["Planning Time"],
                     "rows": node["Actual Rows"],
                     "shared_hit": node.get("Shared Hit Blocks", 0),
