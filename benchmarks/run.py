@@ -401,14 +401,20 @@ def main(argv: list[str] | None = None) -> int:
         cpu = ServerCpu(admin)
         for tables in sizes:
             result["sizes"].append(measure_size(tables, admin, cpu, args, datahub))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"run-{int(time.time())}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print()
-    print(markdown(result))
-    print(f"\nload average before/after: {result['machine']['loadavg_before']} / "
-          f"{result['sizes'][-1]['loadavg_after'] if result['sizes'] else '-'}; wrote {path}")  # fmt: skip
+    loadavg_after = result["sizes"][-1]["loadavg_after"] if result["sizes"] else "-"
+    report(result, markdown(result), args.out, "run", loadavg_after)
     return 0
+
+
+def report(result: dict[str, Any], table: str, out: Path, prefix: str, loadavg_after: object) -> Path:
+    """Writes `result` as `<out>/<prefix>-<time>.json` and prints `table` and where it went."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{prefix}-{int(time.time())}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print()
+    print(table)
+    print(f"\nload average before/after: {result['machine']['loadavg_before']} / {loadavg_after}; wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

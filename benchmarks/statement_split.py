@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -442,13 +441,9 @@ def main(argv: list[str] | None = None) -> int:
             run(pg.url("postgres"), generate=True)
     result["comparison"] = compare(result["sizes"][0], result["sizes"][-1])
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"split-{int(time.time())}.json"
-    path.write_text(json.dumps(result, indent=1, default=str))
-    print()
-    print(markdown(result))
-    print(f"\nload average before/after: {result['machine']['loadavg_before']} / "
-          f"{result['machine']['loadavg_after']}; wrote {path}")  # fmt: skip
+    from run import report
+
+    report(result, markdown(result), args.out, "split", result["machine"]["loadavg_after"])
     return 0
 
 
