@@ -379,12 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([50_000] if args.with_50k else [])
-    # What the README tells the operators of catalogs past ~40k tables (50k: a 367 MB snapshot):
+    # What the README tells the operators of catalogs past ~40k tables (50k: a 394 MB snapshot):
     # gRPC's 100 MB default would stop the code server and `dg dev` rows. Every process started
     # from here inherits it; below the default it changes nothing.
-    for variable in ("DAGSTER_GRPC_MAX_SEND_BYTES", "DAGSTER_GRPC_MAX_RX_BYTES"):
-        os.environ.setdefault(variable, str(10**9))
-    result_grpc = {v: os.environ[v] for v in ("DAGSTER_GRPC_MAX_SEND_BYTES", "DAGSTER_GRPC_MAX_RX_BYTES")}
+    grpc_limits = {
+        variable: os.environ.setdefault(variable, str(10**9))
+        for variable in ("DAGSTER_GRPC_MAX_SEND_BYTES", "DAGSTER_GRPC_MAX_RX_BYTES")
+    }
     datahub = None if args.skip_datahub else ensure_datahub()
 
     from dagster_postgres_connection.testing import EmbeddedPostgres
@@ -393,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
         "raw_statements": list(RAW_STATEMENTS),
-        "grpc_limits": result_grpc,
+        "grpc_limits": grpc_limits,
         "sizes": [],
     }  # fmt: skip
     with EmbeddedPostgres(version=18) as pg:

@@ -16,6 +16,7 @@ from dagster_shared.record import record
 
 from dagster_postgres_connection.access.privileges import DatabaseInspection, inspect_privileges
 from dagster_postgres_connection.access.readability import Readability
+from dagster_postgres_connection.catalog._records import compile_record_constructors
 from dagster_postgres_connection.catalog.reader import read_catalog
 from dagster_postgres_connection.catalog.selection import select_relation, select_schema
 from dagster_postgres_connection.cli._config import (
@@ -185,3 +186,6 @@ def _preview_json(connection: CliConnection, databases: Sequence[DatabaseInspect
         ],
         "totals": dict(Counter(row.status for row in rows)),
     }
+
+
+compile_record_constructors(globals())  # see catalog/_records.py
