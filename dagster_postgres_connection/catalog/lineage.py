@@ -33,6 +33,7 @@ from sqlglot.lineage import Node, lineage
 from sqlglot.schema import MappingSchema
 
 from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog._gc import collecting_cycles
 from dagster_postgres_connection.catalog._log import get_dagster_logger
 from dagster_postgres_connection.catalog.models import RelationName
 
@@ -101,7 +102,7 @@ def _column_lineage_of_views(
     parse_schema = build_parse_schema(dependencies)
     return {
         view: column_lineage(view, view_definitions[view], view_deps, parse_schema)
-        for view, view_deps in dependencies.items()
+        for view, view_deps in collecting_cycles(dependencies.items())  # parsed trees are cyclic
         if view in view_definitions
     }
 

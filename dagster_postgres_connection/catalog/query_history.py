@@ -30,6 +30,7 @@ from dagster_shared.record import replace
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from dagster_postgres_connection.catalog._gc import collecting_cycles
 from dagster_postgres_connection.catalog.models import (
     PostgresColumn,
     PostgresColumnLineage,
@@ -162,7 +163,7 @@ def analyze_statements(
     catalog = RelationCatalog(relations=relation_names, columns={k: [c.name for c in v] for k, v in columns.items()})
     parse_schema = catalog.parse_schema()
     analyzed: AnalyzedStatements = []
-    for row in rows:
+    for row in collecting_cycles(rows):  # parsed statements are cyclic garbage (see _gc.py)
         search_path = list(dict.fromkeys([row.role, "public"])) if row.role else ["public"]
         analyzed.append((row, analyze_routine(row.query, "sql", search_path, catalog, parse_schema)))
     return analyzed

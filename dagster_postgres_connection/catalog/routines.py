@@ -19,6 +19,7 @@ from dagster_shared.record import replace
 from sqlalchemy import Connection
 
 from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog._gc import collecting_cycles
 from dagster_postgres_connection.catalog._log import get_dagster_logger
 from dagster_postgres_connection.catalog.models import (
     PostgresColumn,
@@ -114,7 +115,7 @@ def analyze_routines(
     # ~0.4 s at 50k tables, on this worker thread (the columns sqlglot resolves names against)
     catalog = RelationCatalog(relations=relation_names, columns={k: [c.name for c in v] for k, v in columns.items()})
     parse_schema = catalog.parse_schema()
-    for row in rows.routines:
+    for row in collecting_cycles(rows.routines):  # parsed bodies are cyclic garbage (see _gc.py)
         triggers = sorted(map(_trigger, rows.triggers_by_routine.get(row.oid, ())), key=_trigger_order)
         search_path = search_path_of(row.config, row.schema, row.owner)
         found: list[tuple[PostgresTrigger | None, RoutineAnalysis]] = []

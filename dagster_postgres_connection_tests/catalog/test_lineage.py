@@ -1,11 +1,15 @@
 """View lineage on real Postgres: exact deps from pg_depend, column lineage checked against it."""
 
+import gc
 from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
 from dagster._core.definitions.metadata import TableMetadataSet
+from sqlglot import exp
 
+from dagster_postgres_connection.catalog._gc import PARSES_PER_COLLECTION, paused_gc
+from dagster_postgres_connection.catalog.lineage import ViewDependencies, _column_lineage_of_views
 from dagster_postgres_connection.catalog.models import PostgresCatalogSnapshot
 from dagster_postgres_connection.testing import EmbeddedPostgres
 from dagster_postgres_connection.translator import DagsterPostgresTranslator, PostgresRelationProps
@@ -234,3 +238,28 @@ def test_a_locked_source_keeps_exact_deps_without_waiting(
     assert {d.name for d in film_list.deps} == PAGILA_VIEW_DEPS["film_list"]  # pg_depend needs no lock
     assert film_list.column_lineage == []
     assert relation(snapshot, "public", "customer_list").column_lineage  # views not touching film are whole
+
+
+def test_parsed_views_are_freed_while_the_collector_is_paused() -> None:
+    """sqlglot's trees are cyclic: with `read_catalog`'s collector paused, every parsed view
+    stayed in memory to the end of the read (~140 MB at 50k tables) until the parsing worker
+    collected them (`_gc.collecting_cycles`)."""
+    views = 2 * PARSES_PER_COLLECTION
+    source = ("public", "orders")
+    dependencies = {
+        ("public", f"v{n}"): ViewDependencies(relations=[source], columns={("public", "orders", "id")})
+        for n in range(views)
+    }
+    definitions = {view: "SELECT o.id, o.id + 1 AS next FROM public.orders o WHERE o.id > 0" for view in dependencies}
+
+    def live_syntax_nodes() -> int:
+        return sum(isinstance(o, exp.Expr) for o in gc.get_objects())
+
+    with paused_gc():
+        before = live_syntax_nodes()
+        lineage = _column_lineage_of_views(dependencies, definitions)
+        left = live_syntax_nodes() - before
+    assert lineage[("public", "v0")] == {"id": [("public", "orders", "id")], "next": [("public", "orders", "id")]}
+    assert len(lineage) == views
+    # ~20 nodes a view: without the collections, all 200 views' trees (~4,000 nodes) stay
+    assert left < 50, f"{left} syntax nodes of parsed views still alive"
