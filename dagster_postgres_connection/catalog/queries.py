@@ -278,7 +278,8 @@ LIST_INDEXES = text(
     -- too), cost 660k buffer accesses at 50k tables, one B-tree level deeper than at 10k.
     JOIN (
         SELECT i.oid, i.relname, i.relam, i.relkind, i.reloptions FROM pg_class i
-        WHERE i.relkind IN ('i', 'I') OFFSET 0
+        JOIN pg_namespace ni ON ni.oid = i.relnamespace  -- an index lives in its table's schema
+        WHERE i.relkind IN ('i', 'I') AND ni.nspname = ANY(:schemas) OFFSET 0
     ) i ON i.oid = x.indexrelid
     JOIN pg_am am ON am.oid = i.relam
     JOIN (
