@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog._intern import intern, interned
 from dagster_postgres_connection.catalog.connection import execute_despite_drops
 from dagster_postgres_connection.catalog.lineage import ViewLineageJob
 from dagster_postgres_connection.catalog.models import (
@@ -115,13 +116,13 @@ def _read_indexes(conn: Connection, schemas: Sequence[str]) -> dict[RelationName
             indexes[(row.schema, row.relation)].append(
                 PostgresIndex(
                     name=row.name,
-                    columns=list(row.columns),
+                    columns=interned(row.columns),
                     unique=row.is_unique,
                     primary=row.is_primary,
-                    method=row.method,
+                    method=intern(row.method),
                     definition=row.definition,
-                    orderings=list(row.orderings),
-                    include_columns=list(row.include_columns),
+                    orderings=interned(row.orderings),
+                    include_columns=interned(row.include_columns),
                     predicate=row.predicate,
                     nulls_not_distinct=row.nulls_not_distinct,
                 )

@@ -33,6 +33,7 @@ from sqlalchemy import Connection
 from dagster_postgres_connection.access.readability import Readability
 from dagster_postgres_connection.catalog import queries
 from dagster_postgres_connection.catalog._gc import paused_gc
+from dagster_postgres_connection.catalog._intern import intern, interned, interned_or_none
 from dagster_postgres_connection.catalog._log import get_dagster_logger
 from dagster_postgres_connection.catalog.columns import COLUMN_BATCH, ColumnBuilder
 from dagster_postgres_connection.catalog.connection import (
@@ -378,17 +379,17 @@ def _read_keys(conn: Connection, schemas: Sequence[str]) -> dict[RelationName, R
     for row in sorted(conn.execute(queries.LIST_KEYS, {"schemas": list(schemas)}), key=BY_RELATION_AND_NAME):
         relation = keys[(row.schema, row.relation)]
         if row.type == "p":
-            relation.primary_key_name, relation.primary_key = row.name, list(row.columns)
+            relation.primary_key_name, relation.primary_key = row.name, interned(row.columns)
         else:
-            relation.unique_constraints.append(PostgresUniqueConstraint(name=row.name, columns=list(row.columns)))
+            relation.unique_constraints.append(PostgresUniqueConstraint(name=row.name, columns=interned(row.columns)))
     for row in sorted(conn.execute(queries.LIST_FOREIGN_KEYS, {"schemas": list(schemas)}), key=BY_RELATION_AND_NAME):
         keys[(row.schema, row.relation)].foreign_keys.append(
             PostgresForeignKey(
                 name=row.name,
-                columns=list(row.columns),
-                referred_schema=row.referred_schema,
-                referred_table=row.referred_table,
-                referred_columns=list(row.referred_columns),
+                columns=interned(row.columns),
+                referred_schema=intern(row.referred_schema),
+                referred_table=intern(row.referred_table),
+                referred_columns=interned(row.referred_columns),
             )
         )
     return keys
@@ -410,11 +411,11 @@ def _build_relation(
     is_root = placement.partitioning is not None
     return PostgresRelation(
         database=database,
-        schema=schema,
-        name=name,
+        schema=intern(schema),
+        name=intern(name),  # the same names recur across schemas, and in other relations' keys
         kind=PostgresRelationKind.from_relkind(row.relkind),
         columns=list(columns),
-        owner=row.owner,
+        owner=interned_or_none(row.owner),
         comment=row.comment,
         # A partitioned root has no storage of its own: its leaves' sums stand for it.
         row_estimate=placement.summed_row_estimate if is_root else row.row_estimate,

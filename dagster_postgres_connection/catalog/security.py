@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from dagster_postgres_connection.catalog import queries
+from dagster_postgres_connection.catalog._intern import intern, interned
 from dagster_postgres_connection.catalog.connection import execute_despite_drops
 from dagster_postgres_connection.catalog.models import PostgresPolicy, RelationName
 
@@ -34,10 +35,10 @@ def read_relation_security(conn: Connection, schemas: Sequence[str]) -> dict[Rel
         return security
     for row in conn.execute(queries.LIST_RELATION_ACCESS, {"schemas": list(schemas)}):
         security[(row.schema, row.name)] = RelationSecurity(
-            select_grantees=sorted(row.select_grantees, key=_public_first),
+            select_grantees=sorted(interned(row.select_grantees), key=_public_first),
             # a role granted the whole relation may read every column anyway
             column_select_grants={
-                role: list(columns)
+                intern(role): interned(columns)
                 for role, columns in sorted((row.column_select_grants or {}).items(), key=lambda item: _public_first(item[0]))
                 if role not in row.select_grantees
             },

@@ -182,3 +182,17 @@ def test_a_unique_index_over_one_column_alone_makes_it_unique(snapshot: Postgres
     store = TableMetadataSet.extract(specs[key(shop, "public", "store")].metadata).column_schema
     assert store is not None
     assert {c.name for c in store.columns if c.constraints.unique} == {"store_id", "manager_staff_id"}
+
+
+def test_names_the_records_repeat_are_one_copy(snapshot: PostgresCatalogSnapshot) -> None:
+    """psycopg2 makes a new str per value; at 50k tables the copies of repeated names cost
+    ~25 MB of the `sync` CLI's peak RSS (benchmarks/README.md), so the reader interns them."""
+    customer, region = relation(snapshot, "shop", "customer"), relation(snapshot, "shop", "region")
+    recent, covering = (next(i for i in customer.indexes if i.name == name) for name in ("customer_recent", "customer_covering"))
+    assert recent.method == covering.method == "btree" and recent.method is covering.method
+    foreign_key = next(fk for fk in customer.foreign_keys if fk.name == "customer_region_fk")
+    assert foreign_key.referred_columns[0] is region.primary_key[0]  # `country`, read by two statements
+    assert foreign_key.referred_schema is region.schema is customer.schema
+    assert customer.owner is region.owner
+    assert customer.select_grantees == region.select_grantees
+    assert all(a is b for a, b in zip(customer.select_grantees, region.select_grantees, strict=True))
