@@ -380,11 +380,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([50_000] if args.with_50k else [])
     # What the README tells the operators of catalogs past ~40k tables (50k: a 394 MB snapshot):
-    # gRPC's 100 MB default would stop the code server and `dg dev` rows. Every process started
-    # from here inherits it; below the default it changes nothing.
+    # gRPC's 100 MB default would stop the code server and `dg dev` rows, and the webserver's
+    # 180 s wait for the snapshot did once at 50k (two concurrent serializations on a slow host).
+    # Every process started from here inherits them; below the defaults they change nothing.
     grpc_limits = {
-        variable: os.environ.setdefault(variable, str(10**9))
-        for variable in ("DAGSTER_GRPC_MAX_SEND_BYTES", "DAGSTER_GRPC_MAX_RX_BYTES")
+        variable: os.environ.setdefault(variable, value)
+        for variable, value in (
+            ("DAGSTER_GRPC_MAX_SEND_BYTES", str(10**9)),
+            ("DAGSTER_GRPC_MAX_RX_BYTES", str(10**9)),
+            ("DAGSTER_REPOSITORY_GRPC_TIMEOUT_SECONDS", "1800"),
+        )
     }
     datahub = None if args.skip_datahub else ensure_datahub()
 
