@@ -405,8 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedPostgres(version=18) as pg:
         admin = pg.url("postgres")
         cpu = ServerCpu(admin)
-        for tables in sizes:
-            result["sizes"].append(measure_size(tables, admin, cpu, args, datahub))
+        try:
+            for tables in sizes:
+                result["sizes"].append(measure_size(tables, admin, cpu, args, datahub))
+        except BaseException:
+            # A failing row must not lose the sizes measured before it (a 10k size is ~15 min).
+            if result["sizes"]:
+                print(f"\nsizes measured before the failure: {write_result(result, args.out, 'run-partial')}")
+            raise
     loadavg_after = result["sizes"][-1]["loadavg_after"] if result["sizes"] else "-"
     report(result, markdown(result), args.out, "run", loadavg_after)
     return 0
@@ -414,12 +420,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(result: dict[str, Any], table: str, out: Path, prefix: str, loadavg_after: object) -> Path:
     """Writes `result` as `<out>/<prefix>-<time>.json` and prints `table` and where it went."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{prefix}-{int(time.time())}.json"
-    path.write_text(json.dumps(result, indent=1, default=str))
+    path = write_result(result, out, prefix)
     print()
     print(table)
     print(f"\nload average before/after: {result['machine']['loadavg_before']} / {loadavg_after}; wrote {path}")
+    return path
+
+
+def write_result(result: dict[str, Any], out: Path, prefix: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{prefix}-{int(time.time())}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
     return path
 
 
