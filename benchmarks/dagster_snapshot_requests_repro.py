@@ -29,10 +29,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
 
-from serve import DAGSTER, peak_rss_mb  # noqa: E402
+from serve import DAGSTER, peak_rss_mb, stop_group, wait_until_answering  # noqa: E402
 
 from dagster_postgres_connection.testing import LOCALHOST, find_free_port  # noqa: E402
-from dagster_postgres_connection_tests.e2e.webserver import stop_process_group  # noqa: E402
 
 DEFINITIONS = """
 import dagster as dg
@@ -63,19 +62,14 @@ def peak_with_requests(module: Path, concurrent: int) -> tuple[float, float, int
     port = find_free_port()
     command = [DAGSTER, "api", "grpc", "--host", LOCALHOST, "--port", str(port), "-f", str(module)]
     env = {**os.environ, "DAGSTER_GRPC_MAX_SEND_BYTES": str(1 << 30)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
+    log = module.with_suffix(".log")
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
-        client = DagsterGrpcClient(port=port, host=LOCALHOST)
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                client.ping("")
-                break
-            except Exception:  # not listening yet: it loads the definitions first
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the code server did not start") from None
-                time.sleep(0.2)
+        wait_until_answering(process, port, log, started, timeout=300)
         loaded = peak_rss_mb(process.pid) or 0.0
         origin = GrpcServerCodeLocationOrigin(host=LOCALHOST, port=port, location_name="repro")
         repository = RemoteRepositoryOrigin(origin, "__repository__")
@@ -94,7 +88,7 @@ def peak_with_requests(module: Path, concurrent: int) -> tuple[float, float, int
             thread.join()
         return loaded, peak_rss_mb(process.pid) or 0.0, max(sizes)
     finally:
-        stop_process_group(process)
+        stop_group(process)
 
 
 def main() -> None:

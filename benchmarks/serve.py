@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # run as a script from anywhere
@@ -37,6 +37,9 @@ from dagster_postgres_connection_tests.e2e.webserver import (  # noqa: E402
     _default_sigint,
     stop_process_group,
 )
+
+if TYPE_CHECKING:
+    from dagster._grpc.client import DagsterGrpcClient
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 ASSET_NODES_QUERY = "{ assetNodes { assetKey { path } } }"
@@ -90,12 +93,32 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
         raise RuntimeError(f"processes of group {process.pid} survived SIGKILL")
 
 
+def wait_until_answering(
+    process: subprocess.Popen[bytes], port: int, log: Path, started: float, timeout: float
+) -> DagsterGrpcClient:
+    """A client of the code server `process` listening on `port`, once it answers a Ping (it
+    loads the definitions before it listens); fails if it exits first or `timeout` seconds after
+    `started` (`time.perf_counter()`)."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=port, host=LOCALHOST)
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the code server exited ({process.returncode}); see {log}")
+        if time.perf_counter() > started + timeout:
+            raise RuntimeError(f"the code server did not answer within {timeout:.0f} s; see {log}")
+        try:
+            client.ping("")
+            return client
+        except Exception:  # not listening yet (DagsterUserCodeUnreachableError and kin)
+            time.sleep(0.1)
+
+
 def code_server(project: DgProject, env: Mapping[str, str], log: Path, expect_assets: int,
                 timeout: float = 1800) -> dict[str, Any]:  # fmt: skip
     """`dagster api grpc` on the project: seconds until it answers, until it served the snapshot."""
     from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteRepositoryOrigin
     from dagster._core.remote_representation.external_data import RepositorySnap
-    from dagster._grpc.client import DagsterGrpcClient
     from dagster._grpc.types import ListRepositoriesResponse
     from dagster_shared.serdes import deserialize_value
 
@@ -108,18 +131,7 @@ def code_server(project: DgProject, env: Mapping[str, str], log: Path, expect_as
         process = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True, preexec_fn=_default_sigint)  # fmt: skip
     try:
-        client = DagsterGrpcClient(port=port, host=LOCALHOST)
-        deadline = started + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the code server exited ({process.returncode}); see {log}")
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"the code server did not answer within {timeout:.0f} s; see {log}")
-            try:
-                client.ping("")
-                break
-            except Exception:  # not listening yet (DagsterUserCodeUnreachableError and kin)
-                time.sleep(0.1)
+        client = wait_until_answering(process, port, log, started, timeout)
         answered = time.perf_counter()
         listed = deserialize_value(client.list_repositories(), ListRepositoriesResponse)
         origin = GrpcServerCodeLocationOrigin(host=LOCALHOST, port=port, location_name=project.connection)
